@@ -48,6 +48,7 @@ bool accept_client(const echo::Fd& listener, Connection& out) {
       out.fd.reset(fd);
       out.peer = echo::address_string(reinterpret_cast<sockaddr*>(&peer), length);
       out.echoed = 0;
+      ECHO_TRACE("accept fd=%d from %s", fd, out.peer.c_str());
       return true;
     }
     const int err = errno;
@@ -118,6 +119,7 @@ void echo_until_eof(Connection& c, std::vector<char>& buffer, echo::Stats& stats
 
 void close_connection(Connection& c) {
   echo::forget_on_stop(c.fd.get());
+  ECHO_TRACE("close fd=%d", c.fd.get());
   echo::log_info("closed %s after echoing %llu bytes", c.peer.c_str(),
                  static_cast<unsigned long long>(c.echoed));
   c.fd.reset();

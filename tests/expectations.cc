@@ -1,0 +1,83 @@
+#include "tests/expectations.h"
+
+#include <map>
+
+namespace echo::testing {
+
+const std::vector<std::string_view>& all_stages() {
+  static const std::vector<std::string_view> kStages = {
+      "00_blocking", "01_threads",   "02_poll",
+      "03_epoll_lt", "04_epoll_mod", "05_epoll_et",
+  };
+  return kStages;
+}
+
+const std::vector<Limitation>& limitations() {
+  static const std::vector<Limitation> kLimitations = {
+      {"00_blocking", "Concurrency.TwoClientsAreServedAtOnce",
+       "one client at a time: the second waits until the first leaves (fixed in "
+       "01_threads)"},
+      {"00_blocking", "Concurrency.TwoHundredConcurrentClientsAreAllEchoed",
+       "one client at a time: only the first of 200 connected clients is served"},
+      {"00_blocking", "Concurrency.AThousandClientsConnectedAtOnceEachGetAnEcho",
+       "one client at a time: only the first of 1,000 connected clients is served"},
+      {"00_blocking", "Concurrency.AnIdleClientDoesNotDelayOthers",
+       "one client at a time: a client that sends nothing blocks everyone behind it"},
+      {"00_blocking", "Trace.TraceShowsReadinessEvents",
+       "no event loop: blocking calls, nothing to trace but accept and close"},
+      {"01_threads", "Trace.TraceShowsReadinessEvents",
+       "no event loop: each thread blocks in read(), nothing to trace but accept and "
+       "close"},
+  };
+  return kLimitations;
+}
+
+const Limitation* find_limitation(std::string_view stage, std::string_view test) {
+  for (const Limitation& l : limitations()) {
+    if (l.stage == stage && l.test == test) return &l;
+  }
+  return nullptr;
+}
+
+int epoll_ctl_per_message(std::string_view stage) {
+  if (stage == "03_epoll_lt") return 4;
+  if (stage == "04_epoll_mod") return 2;
+  return 0;
+}
+
+std::string markdown_table(const std::vector<std::string>& tests) {
+  std::string out = "| test |";
+  for (auto stage : all_stages()) out += " " + std::string(stage.substr(0, 2)) + " |";
+  out += "\n|---|";
+  for (std::size_t i = 0; i < all_stages().size(); ++i) out += ":-:|";
+  out += "\n";
+  std::map<std::string, int> note_numbers;
+  std::string notes;
+  for (const std::string& test : tests) {
+    out += "| `" + test + "` |";
+    for (auto stage : all_stages()) {
+      const Limitation* l = find_limitation(stage, test);
+      if (l == nullptr && test == "Trace.EpollCtlCallsPerEchoedMessageMatchTheDesign") {
+        out += " pass: " + std::to_string(epoll_ctl_per_message(stage)) + " |";
+        continue;
+      }
+      if (l == nullptr) {
+        out += " pass |";
+        continue;
+      }
+      std::string why(l->why);
+      auto [it, added] =
+          note_numbers.emplace(why, static_cast<int>(note_numbers.size()) + 1);
+      if (added) notes += std::to_string(it->second) + ". " + why + "\n";
+      out += " limit " + std::to_string(it->second) + " |";
+    }
+    out += "\n";
+  }
+  out +=
+      "\n'pass': the stage passes the test. 'limit N': the stage cannot do this by\n"
+      "design; the test runs anyway and asserts the limitation (note N):\n\n" +
+      notes;
+  return out;
+}
+
+}  // namespace echo::testing

@@ -1,0 +1,143 @@
+// The shared suite's harness: starts a stage's server as a child process and
+// talks to it over real sockets on 127.0.0.1.
+//
+// Every wait has a deadline, so a broken server fails a test; it never hangs it.
+// Client reads always loop until the expected byte count: TCP may split replies.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "stages/common/fd.h"
+
+namespace echo::testing {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+// How long the largest transfers may take; generous for sanitizer builds on a
+// shared 2-core machine.
+inline constexpr seconds kLongWait{60};
+inline constexpr seconds kShortWait{10};
+
+// Path of the server binary under test and its stage name, from the test's
+// command line (--server=PATH --stage=NN_name; see tests/echo_suite.bzl).
+const std::string& server_path();
+const std::string& stage_name();
+void set_server(std::string path, std::string stage);
+
+// How a server run ended.
+struct ExitStatus {
+  bool exited = false;  // false: killed by a signal, or did not end in time
+  int code = -1;        // exit code when exited
+  int signal = 0;       // the signal that killed it, when !exited
+  bool timed_out = false;
+  std::string describe() const;
+};
+
+// A server child process with its stdout and stderr collected in the
+// background (so the child never blocks on a full pipe).
+class ServerProcess {
+ public:
+  // Starts server_path() with `args` (add "--port", "0" yourself or use
+  // start_on_free_port) and waits for the first stdout line. With
+  // expect_listening, fails the current test unless it is "listening on HOST:PORT".
+  static std::unique_ptr<ServerProcess> start(const std::vector<std::string>& args,
+                                              std::uint64_t nofile_limit = 0);
+  // --port 0 plus args; asserts the listening line and parses the port.
+  static std::unique_ptr<ServerProcess> start_on_free_port(
+      std::vector<std::string> args = {}, std::uint64_t nofile_limit = 0);
+
+  ~ServerProcess();  // kills the child if it is still running
+
+  pid_t pid() const { return pid_; }
+  std::uint16_t port() const { return port_; }
+  const std::string& first_line() const { return first_line_; }
+
+  std::string stdout_text();
+  std::string stderr_text();
+  // Waits until stderr contains `needle` at or after byte `from`; returns its
+  // position or npos on timeout.
+  std::size_t wait_for_stderr(const std::string& needle, std::size_t from,
+                              Clock::duration timeout);
+
+  // Sends `sig` and waits up to `timeout` for the exit; kills it after that.
+  ExitStatus stop(int sig, Clock::duration timeout = kShortWait);
+  // Waits for the child to exit on its own (for servers that should fail fast).
+  ExitStatus wait(Clock::duration timeout);
+  bool running();
+
+  // Number of open fds (/proc/PID/fd) and threads (/proc/PID/task).
+  int open_fds() const;
+  int threads() const;
+
+ private:
+  ServerProcess() = default;
+  void collect();  // the background reader
+  void reap(int status);
+
+  pid_t pid_ = -1;
+  std::uint16_t port_ = 0;
+  std::string first_line_;
+  Fd out_;
+  Fd err_;
+  std::mutex mu_;
+  std::string out_text_;
+  std::string err_text_;
+  bool reaped_ = false;
+  ExitStatus status_;
+  std::thread reader_;
+};
+
+// ---- Client helpers ----------------------------------------------------------
+
+// A connected client socket (blocking), or an invalid Fd with the failure in
+// the current test. SO_RCVTIMEO/SO_SNDTIMEO bound every blocking call.
+Fd connect_to(std::uint16_t port, Clock::duration io_timeout = kLongWait);
+
+// Sends everything (looping over partial sends); false on error or timeout.
+bool send_all(int fd, const std::string& data);
+bool send_all(int fd, const char* data, std::size_t size);
+
+// Reads until exactly `size` bytes arrived, EOF, an error, or the deadline.
+// Returns what arrived (shorter on failure).
+std::string recv_exact(int fd, std::size_t size, Clock::duration timeout);
+
+// True if the peer's EOF arrives (read returns 0) before the deadline with no
+// further bytes.
+bool wait_for_eof(int fd, Clock::duration timeout);
+
+// True if nothing at all is readable on fd for the whole duration.
+bool stays_silent(int fd, Clock::duration duration);
+
+// Writes `payload` from a second thread while this one reads it back; returns
+// what was read (payload.size() bytes on success). The way to echo more than
+// the socket buffers hold without deadlocking client and server.
+std::string echo_concurrently(int fd, const std::string& payload,
+                              Clock::duration timeout = kLongWait);
+
+// A deterministic, non-repeating-looking byte pattern (not a constant), so a
+// misplaced or stale byte shows up as a mismatch.
+std::string pattern(std::size_t size, std::uint32_t seed = 1);
+
+// Describes the first difference between two byte strings, for failures.
+std::string first_difference(const std::string& expected, const std::string& actual);
+
+// Connects `count` clients, sends each `message_size` bytes, and reads all the
+// echoes with one poll() loop while every client stays connected. Returns how
+// many clients got their full, correct echo before the deadline.
+int echo_with_many_clients(std::uint16_t port, int count, std::size_t message_size,
+                           Clock::duration timeout);
+
+// Lines of text, and counters over --trace output.
+std::vector<std::string> lines_of(const std::string& text);
+
+}  // namespace echo::testing

@@ -1,0 +1,20 @@
+#!/bin/bash
+# Regenerates the stage x test table in README.md from tests/expectations.cc
+# (the part between the stage-table markers). tests:readme_table_test fails
+# until this has been run after the expectations or the suite change.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bazel build //tests:markdown_table >/dev/null 2>&1 || bazel build //tests:markdown_table
+table="$(bazel-bin/tests/markdown_table --markdown_table)"
+python3 - "$table" <<'PY'
+import re, sys
+table = sys.argv[1]
+text = open("README.md").read()
+begin, end = "<!-- stage-table:begin -->", "<!-- stage-table:end -->"
+if begin not in text or end not in text:
+    sys.exit("README.md has no stage-table markers")
+head, rest = text.split(begin, 1)
+_, tail = rest.split(end, 1)
+open("README.md", "w").write(head + begin + "\n" + table + "\n" + end + tail)
+print("README.md: stage x test table updated")
+PY
