@@ -11,7 +11,6 @@
 #include <sys/socket.h>
 
 #include <iostream>
-#include <regex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -418,13 +417,20 @@ TEST_F(Trace, TraceShowsReadinessEvents) {
       << tail(err);
 }
 
-// Counts the epoll_ctl trace lines for `fd` in stderr[from, to).
-int epoll_ctl_lines(const std::string& err, std::size_t from, std::size_t to, int fd) {
-  const std::regex line("trace: epoll_ctl (ADD|MOD|DEL) fd=" + std::to_string(fd) +
-                        "\\b");
+// Counts the epoll_ctl trace lines for `fd` in stderr[from, end).
+int epoll_ctl_lines(const std::string& err, std::size_t from, int fd) {
+  const std::string id = "fd=" + std::to_string(fd);
   int n = 0;
-  for (const auto& l : lines_of(err.substr(from, to - from))) {
-    if (std::regex_search(l, line)) ++n;
+  for (const auto& l : lines_of(err.substr(from))) {
+    if (l.rfind("trace: epoll_ctl ", 0) != 0) continue;
+    // "trace: epoll_ctl OP fd=N ...": the fd field must match exactly.
+    std::size_t at = l.find(" fd=");
+    if (at == std::string::npos) continue;
+    std::size_t end = l.find(' ', at + 1);
+    if (l.substr(at + 1, end == std::string::npos ? std::string::npos : end - at - 1) ==
+        id) {
+      ++n;
+    }
   }
   return n;
 }
@@ -452,7 +458,7 @@ TEST_F(Trace, EpollCtlCallsPerEchoedMessageMatchTheDesign) {
     ASSERT_NE(closed, std::string::npos) << tail(s.stderr_text());
     std::this_thread::sleep_for(milliseconds(50));  // any DEL printed after close
     const std::string err = s.stderr_text();
-    counts[round] = epoll_ctl_lines(err, at, err.size(), fd);
+    counts[round] = epoll_ctl_lines(err, at, fd);
     from = err.size();
   }
   const int per_message = epoll_ctl_per_message(stage_name());
