@@ -33,7 +33,7 @@ class Fd {
   // Closes the current fd (if any) and owns `fd` instead. close() is not
   // retried on EINTR: on Linux the fd is released even when close reports it.
   void reset(int fd = -1) {
-    if (fd_ >= 0) ::close(fd_);
+    if (fd_ >= 0 && fd_ != fd) ::close(fd_);
     fd_ = fd;
   }
 
