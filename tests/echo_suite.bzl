@@ -20,7 +20,11 @@ def echo_suite(stages):
             args = [
                 "--server=$(rootpath %s)" % server,
                 "--stage=" + stage,
+                "--faultinject=$(rootpath //tools/faultinject:libfaultinject.so)",
             ],
-            data = [server],
+            data = [
+                server,
+                "//tools/faultinject:libfaultinject.so",
+            ],
             deps = [":suite"],
         )

@@ -23,6 +23,14 @@ const std::vector<Limitation>& limitations() {
        "one client at a time: only the first of 1,000 connected clients is served"},
       {"00_blocking", "Concurrency.AnIdleClientDoesNotDelayOthers",
        "one client at a time: a client that sends nothing blocks everyone behind it"},
+      {"00_blocking", "Exhaustion.ClientThatNeverReadsCannotGrowServerMemory",
+       "one client at a time: while it is blocked writing to a client that never "
+       "reads, "
+       "nobody else is served (memory stays bounded)"},
+      {"00_blocking", "Hostile.IdleAndDripFeedingClientsDoNotDelayAFreshClient",
+       "one client at a time: the first idle client holds everyone else up"},
+      {"00_blocking", "Hostile.AFastStreamerDoesNotStarveAPingPongClient",
+       "one client at a time: a streaming client holds everyone else up"},
       {"00_blocking", "Trace.TraceShowsReadinessEvents",
        "no event loop: blocking calls, nothing to trace but accept and close"},
       {"01_threads", "Trace.TraceShowsReadinessEvents",

@@ -16,6 +16,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <sstream>
 
 namespace echo::testing {
@@ -23,6 +25,7 @@ namespace {
 
 std::string g_server_path;
 std::string g_stage_name;
+std::string g_faultinject_path;
 
 int ms_left(Clock::time_point deadline) {
   auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now()).count();
@@ -61,6 +64,21 @@ void set_server(std::string path, std::string stage) {
   g_stage_name = std::move(stage);
 }
 
+bool g_soak = false;
+bool soak() {
+  return g_soak;
+}
+void set_soak(bool on) {
+  g_soak = on;
+}
+
+const std::string& faultinject_path() {
+  return g_faultinject_path;
+}
+void set_faultinject(std::string path) {
+  g_faultinject_path = std::move(path);
+}
+
 std::string ExitStatus::describe() const {
   if (timed_out) return "did not exit in time (killed)";
   if (exited) return "exited with code " + std::to_string(code);
@@ -71,7 +89,7 @@ std::string ExitStatus::describe() const {
 // ---- ServerProcess ---------------------------------------------------------
 
 std::unique_ptr<ServerProcess> ServerProcess::start(
-    const std::vector<std::string>& args, std::uint64_t nofile_limit) {
+    const std::vector<std::string>& args, const Launch& launch) {
   std::unique_ptr<ServerProcess> p(new ServerProcess());
   int out[2];
   int err[2];
@@ -85,6 +103,20 @@ std::unique_ptr<ServerProcess> ServerProcess::start(
   std::vector<char*> argv;
   for (auto& a : all) argv.push_back(a.data());
   argv.push_back(nullptr);
+  // The test's environment, with launch.env's entries replacing same-named ones.
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string entry = *e;
+    const std::string name = entry.substr(0, entry.find('=') + 1);
+    bool replaced = false;
+    for (const auto& extra : launch.env)
+      replaced = replaced || extra.rfind(name, 0) == 0;
+    if (!replaced) env_strings.push_back(entry);
+  }
+  env_strings.insert(env_strings.end(), launch.env.begin(), launch.env.end());
+  std::vector<char*> envp;
+  for (auto& e : env_strings) envp.push_back(e.data());
+  envp.push_back(nullptr);
 
   pid_t pid = ::fork();
   if (pid < 0) {
@@ -96,11 +128,15 @@ std::unique_ptr<ServerProcess> ServerProcess::start(
     ::dup2(devnull, 0);
     ::dup2(out[1], 1);
     ::dup2(err[1], 2);
-    if (nofile_limit != 0) {
-      rlimit limit{nofile_limit, nofile_limit};
+    if (launch.nofile != 0) {
+      rlimit limit{launch.nofile, launch.nofile};
       ::setrlimit(RLIMIT_NOFILE, &limit);
     }
-    ::execv(argv[0], argv.data());
+    if (launch.address_space != 0) {
+      rlimit limit{launch.address_space, launch.address_space};
+      ::setrlimit(RLIMIT_AS, &limit);
+    }
+    ::execve(argv[0], argv.data(), envp.data());
     const char msg[] = "exec of the server failed\n";
     ssize_t ignored = ::write(2, msg, sizeof msg - 1);
     (void)ignored;
@@ -131,9 +167,9 @@ std::unique_ptr<ServerProcess> ServerProcess::start(
 }
 
 std::unique_ptr<ServerProcess> ServerProcess::start_on_free_port(
-    std::vector<std::string> args, std::uint64_t nofile_limit) {
+    std::vector<std::string> args, const Launch& launch) {
   args.insert(args.begin(), {"--port", "0"});
-  auto p = start(args, nofile_limit);
+  auto p = start(args, launch);
   if (!p) return p;
   const std::string prefix = "listening on 127.0.0.1:";
   if (p->first_line_.rfind(prefix, 0) != 0) {
@@ -255,6 +291,39 @@ int ServerProcess::open_fds() const {
 
 int ServerProcess::threads() const {
   return count_entries("/proc/" + std::to_string(pid_) + "/task");
+}
+
+std::string ServerProcess::status_field(const std::string& name) const {
+  std::ifstream in("/proc/" + std::to_string(pid_) + "/status");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(name + ":", 0) == 0) {
+      std::size_t v = line.find_first_not_of(" \t", name.size() + 1);
+      return v == std::string::npos ? "" : line.substr(v);
+    }
+  }
+  return "";
+}
+
+std::uint64_t ServerProcess::rss_bytes() const {
+  std::string kb = status_field("VmRSS");  // "1234 kB"
+  return kb.empty() ? 0 : std::stoull(kb) * 1024;
+}
+
+std::chrono::milliseconds ServerProcess::cpu_time() const {
+  std::ifstream in("/proc/" + std::to_string(pid_) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)),
+                   std::istreambuf_iterator<char>());
+  // Fields after the ")" that closes the command name: state is field 3,
+  // utime 14 and stime 15 (see proc(5)).
+  std::size_t close = stat.rfind(')');
+  if (close == std::string::npos) return milliseconds(0);
+  std::istringstream fields(stat.substr(close + 2));
+  std::string skip;
+  for (int i = 3; i < 14; ++i) fields >> skip;
+  unsigned long long utime = 0, stime = 0;
+  fields >> utime >> stime;
+  const long ticks = ::sysconf(_SC_CLK_TCK);
+  return milliseconds((utime + stime) * 1000 / static_cast<unsigned long long>(ticks));
 }
 
 // ---- Clients -----------------------------------------------------------------

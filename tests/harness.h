@@ -34,6 +34,21 @@ const std::string& server_path();
 const std::string& stage_name();
 void set_server(std::string path, std::string stage);
 
+// Soak mode (--soak): the long-running targets multiply their iteration counts.
+bool soak();
+void set_soak(bool on);
+
+// Absolute path of tools/faultinject's libfaultinject.so (--faultinject=PATH).
+const std::string& faultinject_path();
+void set_faultinject(std::string path);
+
+// How to launch a server beyond its arguments.
+struct Launch {
+  std::uint64_t nofile = 0;         // RLIMIT_NOFILE soft and hard, 0: inherit
+  std::uint64_t address_space = 0;  // RLIMIT_AS in bytes, 0: inherit
+  std::vector<std::string> env;     // extra NAME=VALUE entries
+};
+
 // How a server run ended.
 struct ExitStatus {
   bool exited = false;  // false: killed by a signal, or did not end in time
@@ -51,10 +66,10 @@ class ServerProcess {
   // start_on_free_port) and waits for the first stdout line. With
   // expect_listening, fails the current test unless it is "listening on HOST:PORT".
   static std::unique_ptr<ServerProcess> start(const std::vector<std::string>& args,
-                                              std::uint64_t nofile_limit = 0);
+                                              const Launch& launch = {});
   // --port 0 plus args; asserts the listening line and parses the port.
   static std::unique_ptr<ServerProcess> start_on_free_port(
-      std::vector<std::string> args = {}, std::uint64_t nofile_limit = 0);
+      std::vector<std::string> args = {}, const Launch& launch = {});
 
   ~ServerProcess();  // kills the child if it is still running
 
@@ -78,6 +93,11 @@ class ServerProcess {
   // Number of open fds (/proc/PID/fd) and threads (/proc/PID/task).
   int open_fds() const;
   int threads() const;
+  // CPU time used so far (user + system), resident memory, and one line of
+  // /proc/PID/status (e.g. "SigIgn"), all read from /proc.
+  std::chrono::milliseconds cpu_time() const;
+  std::uint64_t rss_bytes() const;
+  std::string status_field(const std::string& name) const;
 
  private:
   ServerProcess() = default;

@@ -7,7 +7,9 @@
 #include <gtest/gtest.h>
 #include <sys/resource.h>
 
+#include <climits>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -26,6 +28,16 @@ int main(int argc, char** argv) {
       server = argv[i] + 9;
     } else if (std::strncmp(argv[i], "--stage=", 8) == 0) {
       stage = argv[i] + 8;
+    } else if (std::strncmp(argv[i], "--faultinject=", 14) == 0) {
+      char resolved[PATH_MAX];
+      if (::realpath(argv[i] + 14, resolved) == nullptr) {
+        std::fprintf(stderr, "echo_suite: no fault-injection library at %s\n",
+                     argv[i] + 14);
+        return 2;
+      }
+      echo::testing::set_faultinject(resolved);
+    } else if (std::strcmp(argv[i], "--soak") == 0) {
+      echo::testing::set_soak(true);
     } else if (std::strcmp(argv[i], "--markdown_table") == 0) {
       table = true;
     } else {

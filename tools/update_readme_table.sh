@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bazel build //tests:markdown_table >/dev/null 2>&1 || bazel build //tests:markdown_table
-table="$(bazel-bin/tests/markdown_table --markdown_table)"
+table="$("$(bazel info bazel-bin 2>/dev/null)/tests/markdown_table" --markdown_table)"
+
 python3 - "$table" <<'PY'
 import re, sys
 table = sys.argv[1]

@@ -1,0 +1,69 @@
+// The fixture every test of the shared suite uses, and small assertions.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <iostream>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "tests/expectations.h"
+#include "tests/harness.h"
+
+namespace echo::testing {
+
+// Starts the stage's server on a free port and, at the end of every test,
+// stops it with SIGTERM and checks that it exited 0 and reported nothing from
+// a sanitizer.
+class StageTest : public ::testing::Test {
+ protected:
+  ServerProcess& start(std::vector<std::string> args = {}, const Launch& launch = {}) {
+    server_ = ServerProcess::start_on_free_port(std::move(args), launch);
+    if (!server_) throw std::runtime_error("server did not start");
+    return *server_;
+  }
+
+  void TearDown() override {
+    if (!server_) return;
+    if (server_->running()) {
+      ExitStatus st = server_->stop(SIGTERM);
+      EXPECT_TRUE(st.exited && st.code == 0)
+          << "after SIGTERM the server " << st.describe() << "; stderr:\n"
+          << tail(server_->stderr_text());
+    }
+    const std::string err = server_->stderr_text();
+    EXPECT_EQ(err.find("Sanitizer"), std::string::npos) << tail(err);
+    EXPECT_EQ(err.find("runtime error:"), std::string::npos) << tail(err);
+  }
+
+  // The stage's design limit for the running test, or nullptr.
+  const Limitation* is_limited() const {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    const Limitation* l = find_limitation(
+        stage_name(), std::string(info->test_suite_name()) + "." + info->name());
+    if (l != nullptr) {
+      ::testing::Test::RecordProperty("expected_limitation", std::string(l->why));
+      std::cout << "[  LIMIT   ] " << stage_name() << " by design: " << l->why
+                << " (asserting the limitation)\n";
+    }
+    return l;
+  }
+
+  static std::string tail(const std::string& text, std::size_t n = 4000) {
+    return text.size() <= n ? text : "..." + text.substr(text.size() - n);
+  }
+
+  std::unique_ptr<ServerProcess> server_;
+};
+
+// Echoes `payload` on `fd` and checks it came back byte for byte.
+inline void expect_echo(int fd, const std::string& payload) {
+  std::string got = echo_concurrently(fd, payload);
+  EXPECT_TRUE(got == payload) << payload.size()
+                              << "-byte echo: " << first_difference(payload, got);
+}
+
+}  // namespace echo::testing
