@@ -1,0 +1,55 @@
+// The load generator: one epoll loop drives every connection.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <string>
+
+#include "tools/echo_bench/flags.h"
+#include "tools/echo_bench/histogram.h"
+
+namespace echo_bench {
+
+struct Address {
+  sockaddr_storage storage{};
+  socklen_t length = 0;
+  std::string text;  // "HOST:PORT" ("[::1]:PORT" for IPv6)
+};
+
+// Resolves --host/--port (numeric or a name; the first address returned).
+bool resolve(const Config& config, Address& out, std::string& error);
+
+// Raises the soft RLIMIT_NOFILE to the hard limit and checks that the connections
+// fit in it and in the local port range; explains why not when they do not.
+bool fit_connections(const Config& config, std::string& error);
+
+struct Report {
+  // Connecting (before any message is sent; never counted in the statistics).
+  std::uint64_t connected = 0;        // connections established
+  std::uint64_t connect_retries = 0;  // EADDRNOTAVAIL retries (no free local port)
+  std::int64_t connect_total_ns = 0;  // first connect() to the last one established
+  Histogram connect_ns;               // per connection: connect() to established
+
+  // Traffic.
+  std::uint64_t messages_sent = 0;      // messages whose first byte was sent
+  std::uint64_t messages_verified = 0;  // messages fully echoed and verified
+  std::uint64_t bytes_verified = 0;     // echoed bytes checked against the pattern
+  std::uint64_t messages = 0;           // of those, completed in the measured window
+  std::int64_t window_ns = 0;           // the measured window
+  // Fairness: the fewest and most messages one connection completed in the window.
+  std::uint64_t min_per_connection = 0;
+  std::uint64_t max_per_connection = 0;
+  // Every message completed after the warm-up (also after the window): from the
+  // send() of its first byte to the receipt of its last.
+  Histogram latency_ns;
+
+  std::uint64_t errors = 0;
+  std::string error;  // the first failure, e.g. "connection 3: byte at offset ..."
+};
+
+// Connects, sends, verifies, closes. False on any failure (report.error says what);
+// the report holds what was measured up to then.
+bool run_bench(const Config& config, const Address& address, Report& report);
+
+}  // namespace echo_bench
