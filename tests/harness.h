@@ -28,6 +28,19 @@ using std::chrono::seconds;
 inline constexpr seconds kLongWait{60};
 inline constexpr seconds kShortWait{10};
 
+// Sanitizer builds (--config=asan, --config=tsan) run the same assertions, with
+// two allowances: timing bounds are multiplied by kSlowdown (TSan makes thread
+// creation and every memory access several times slower), and memory-growth
+// bounds get kSanitizerMemorySlack (ASan keeps freed memory in quarantine, so
+// RSS does not drop back after frees). Leaks are still caught, by LeakSanitizer.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+inline constexpr bool kSanitized = true;
+#else
+inline constexpr bool kSanitized = false;
+#endif
+inline constexpr int kSlowdown = kSanitized ? 5 : 1;
+inline constexpr std::uint64_t kSanitizerMemorySlack = kSanitized ? (256ull << 20) : 0;
+
 // Path of the server binary under test and its stage name, from the test's
 // command line (--server=PATH --stage=NN_name; see tests/echo_suite.bzl).
 const std::string& server_path();
