@@ -20,9 +20,15 @@ readonly PACKAGES=(
   bazel-platforms   # @platforms, asked for implicitly by Bazel
   googletest        # GoogleTest sources in /usr/src/googletest
   g++               # the compiler Bazel's autodetected toolchain uses (C++20)
-  clang             # sanitizer builds
   clang-format      # the repo's .clang-format style
-  doxygen           # docs/
+  doxygen           # docs/: the site (bazel build //docs:site)
+  chromium          # docs/: the site test loads pages in headless Chromium
+  fonts-dejavu-core # a font, so headless Chromium renders pages and screenshots
+  libevent-dev      # tools/peers: the libevent echo server
+  libuv1-dev        # tools/peers: the libuv echo server
+  libboost-dev      # tools/peers: the Boost.Asio echo server (header-only)
+  gnuplot-nox       # tools/bench_all: the charts in docs/results.md
+  util-linux        # taskset: tools/bench_all pins server and client to cores
   strace            # tools/syscount: count the syscalls of each stage
   netcat-openbsd    # `nc 127.0.0.1 8080`, as the README shows
   python3           # scripts (.ci/run counts test cases with it)
@@ -130,9 +136,15 @@ verify() {
   check "GoogleTest sources (/usr/src/googletest/googletest/src/gtest-all.cc)" \
     test -f /usr/src/googletest/googletest/src/gtest-all.cc
   check "g++ with -std=c++20" cxx20_works
-  check "clang" command -v clang
   check "clang-format" command -v clang-format
   check "doxygen" command -v doxygen
+  check "chromium (/usr/bin/chromium)" test -x /usr/bin/chromium
+  check "libevent headers" test -f /usr/include/event2/event.h
+  check "libuv headers" test -f /usr/include/uv.h
+  check "Boost.Asio headers" test -f /usr/include/boost/asio.hpp
+  check "gnuplot" command -v gnuplot
+  check "taskset" command -v taskset
+
   check "strace" command -v strace
   check "nc" command -v nc
   check "python3" command -v python3
