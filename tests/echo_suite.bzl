@@ -5,7 +5,8 @@ load("@rules_cc//cc:defs.bzl", "cc_test")
 def echo_suite(stages):
     """Makes //tests:echo_suite_<stage> for every stage, all from one suite.
 
-    Each target runs the same GoogleTest binary against
+    Also makes //tests:soak_<stage>, the same suite with long soak loops,
+    tagged manual. Each target runs the same GoogleTest binary against
     //stages/<stage>:server. Adding a stage is one line in tests/BUILD (and one
     in tests/expectations.cc).
 
@@ -14,17 +15,33 @@ def echo_suite(stages):
     """
     for stage in stages:
         server = "//stages/%s:server" % stage
+        args = [
+            "--server=$(rootpath %s)" % server,
+            "--stage=" + stage,
+            "--faultinject=$(rootpath //tools/faultinject:libfaultinject.so)",
+        ]
+        data = [
+            server,
+            "//tools/faultinject:libfaultinject.so",
+        ]
         cc_test(
             name = "echo_suite_" + stage,
             size = "medium",
-            args = [
-                "--server=$(rootpath %s)" % server,
-                "--stage=" + stage,
-                "--faultinject=$(rootpath //tools/faultinject:libfaultinject.so)",
-            ],
-            data = [
-                server,
-                "//tools/faultinject:libfaultinject.so",
+            args = args,
+            data = data,
+            deps = [":suite"],
+        )
+
+        # The same suite with 10x the churn and soak cycles (--soak). Manual:
+        # `bazel test //...` skips it; run it by name when you change a stage.
+        cc_test(
+            name = "soak_" + stage,
+            size = "large",
+            args = args + ["--soak"],
+            data = data,
+            tags = [
+                "exclusive",
+                "manual",
             ],
             deps = [":suite"],
         )
