@@ -330,7 +330,7 @@ TEST_F(Concurrency, AnIdleClientDoesNotDelayOthers) {
     EXPECT_EQ(recv_exact(busy.get(), 4, kShortWait), "ping");
     return;
   }
-  EXPECT_EQ(recv_exact(busy.get(), 4, seconds(2)), "ping");
+  EXPECT_EQ(recv_exact(busy.get(), 4, seconds(2) * kSlowdown), "ping");
 }
 
 // ---- Trace: what --trace shows

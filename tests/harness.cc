@@ -289,6 +289,22 @@ int ServerProcess::open_fds() const {
   return count_entries("/proc/" + std::to_string(pid_) + "/fd");
 }
 
+std::string ServerProcess::describe_fds() const {
+  const std::string dir = "/proc/" + std::to_string(pid_) + "/fd";
+  std::string out;
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return "(cannot list " + dir + ")";
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    char target[256] = {};
+    ssize_t n = ::readlink((dir + "/" + e->d_name).c_str(), target, sizeof target - 1);
+    out +=
+        std::string(e->d_name) + " -> " + (n > 0 ? std::string(target, n) : "?") + "\n";
+  }
+  ::closedir(d);
+  return out;
+}
+
 int ServerProcess::threads() const {
   return count_entries("/proc/" + std::to_string(pid_) + "/task");
 }

@@ -29,16 +29,22 @@ inline constexpr seconds kLongWait{60};
 inline constexpr seconds kShortWait{10};
 
 // Sanitizer builds (--config=asan, --config=tsan) run the same assertions, with
-// two allowances: timing bounds are multiplied by kSlowdown (TSan makes thread
-// creation and every memory access several times slower), and memory-growth
-// bounds get kSanitizerMemorySlack (ASan keeps freed memory in quarantine, so
-// RSS does not drop back after frees). Leaks are still caught, by LeakSanitizer.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+// two allowances: timing bounds are multiplied by kSlowdown (5 for ASan; 10 for
+// TSan, which makes thread creation and every memory access many times slower),
+// and memory-growth bounds get kSanitizerMemorySlack (ASan keeps freed memory in
+// quarantine, so RSS does not drop back after frees). Leaks are still caught, by
+// LeakSanitizer.
+#if defined(__SANITIZE_THREAD__)
 inline constexpr bool kSanitized = true;
+inline constexpr int kSlowdown = 10;
+#elif defined(__SANITIZE_ADDRESS__)
+inline constexpr bool kSanitized = true;
+inline constexpr int kSlowdown = 5;
 #else
 inline constexpr bool kSanitized = false;
+inline constexpr int kSlowdown = 1;
 #endif
-inline constexpr int kSlowdown = kSanitized ? 5 : 1;
+
 inline constexpr std::uint64_t kSanitizerMemorySlack = kSanitized ? (256ull << 20) : 0;
 
 // Path of the server binary under test and its stage name, from the test's
@@ -105,6 +111,9 @@ class ServerProcess {
 
   // Number of open fds (/proc/PID/fd) and threads (/proc/PID/task).
   int open_fds() const;
+  // What each open fd is ("3 -> socket:[1234]", ...), for failure messages.
+  std::string describe_fds() const;
+
   int threads() const;
   // CPU time used so far (user + system), resident memory, and one line of
   // /proc/PID/status (e.g. "SigIgn"), all read from /proc.
