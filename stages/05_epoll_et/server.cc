@@ -101,8 +101,12 @@ void add_connection(Server& s, echo::Fd fd, const sockaddr* peer, socklen_t leng
     c->fd = std::move(fd);
     const auto slot = static_cast<std::size_t>(n);
     if (s.connections.size() <= slot) s.connections.resize(slot + 1);
-    s.ready.reserve(s.connections.size());  // each fd is queued at most once,
-    s.turn.reserve(s.connections.size());   // so push_back never allocates
+    // Each fd is queued at most once, so this makes push_back never allocate.
+    // capacity(), not size(): it grows geometrically, so this rarely reallocates.
+    s.ready.reserve(s.connections.capacity());
+
+    s.turn.reserve(s.connections.capacity());
+
     s.connections[slot] = std::move(c);
   } catch (const std::bad_alloc&) {
     echo::log_error("out of memory: closing a new client");

@@ -1,0 +1,181 @@
+// Peer: the echo server on libevent 2.1 (Debian's libevent-dev), a yardstick for
+// the ladder.
+//
+// Not a lesson: what a user would write instead of their own loop, written the
+// way libevent is meant to be used, so that the comparison in docs/results.md is
+// fair. The contract is the stages' (flags, `listening on HOST:PORT`, SIGINT/SIGTERM
+// -> summary, exit 0), and so is the memory policy: one buffer's worth of data per
+// connection, and no reading while it is not yet written back.
+//
+// Why evbuffers and not bufferevents: a socket bufferevent writes only from its
+// next EV_WRITE callback, so each ping-pong message would cost an epoll_ctl to
+// start watching EV_WRITE, a second wake-up, and an epoll_ctl to stop, plus an
+// ioctl(FIONREAD) per read. Here one persistent EV_READ event per connection reads
+// into the connection's evbuffer (reserve/commit: no FIONREAD) and evbuffer_write
+// sends the echo at once. Only when the send buffer is full does the connection
+// switch to its EV_WRITE event until the evbuffer drains.
+//
+// The listening socket is the stages' own (echo::listen_or_exit: same backlog,
+// SO_REUSEADDR, messages); accepting, events and signals are libevent's.
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "stages/common/common.h"
+
+namespace {
+
+constexpr char kAbout[] =
+    "Peer: an echo server on libevent (evconnlistener, events, evbuffers).";
+
+struct Server;
+
+struct Connection {
+  Server* server = nullptr;
+  echo::Fd fd;
+  event* read_event = nullptr;   // EV_READ | EV_PERSIST: on while `pending` is empty
+  event* write_event = nullptr;  // EV_WRITE | EV_PERSIST: on while it is not
+  evbuffer* pending = nullptr;   // read, not yet echoed
+  ~Connection() {
+    if (read_event != nullptr) event_free(read_event);
+    if (write_event != nullptr) event_free(write_event);
+    if (pending != nullptr) evbuffer_free(pending);
+  }
+};
+
+struct Server {
+  event_base* base;
+  const echo::Options& options;
+  echo::Stats& stats;
+  std::vector<std::unique_ptr<Connection>> connections{};  // indexed by fd
+};
+
+void close_connection(Connection& c) {
+  c.server->connections[c.fd.get()].reset();  // frees the events, then closes
+}
+
+// Sends what is pending; false when the connection is gone (EPIPE, ECONNRESET).
+bool flush(Connection& c) {
+  while (evbuffer_get_length(c.pending) > 0) {
+    const int n = evbuffer_write(c.pending, c.fd.get());  // drains what it sent
+    if (n > 0) {
+      c.server->stats.add_bytes(static_cast<std::uint64_t>(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;  // full
+    return false;
+  }
+  return true;
+}
+
+// Level-triggered EV_WRITE: the send buffer has room again.
+void on_writable(evutil_socket_t, short, void* arg) {
+  Connection& c = *static_cast<Connection*>(arg);
+  if (!flush(c)) return close_connection(c);
+  if (evbuffer_get_length(c.pending) > 0) return;  // still full: wait again
+  if (event_del(c.write_event) != 0 || event_add(c.read_event, nullptr) != 0) {
+    close_connection(c);
+  }
+}
+
+// Level-triggered EV_READ: one read per event, echoed at once.
+void on_readable(evutil_socket_t, short, void* arg) {
+  Connection& c = *static_cast<Connection*>(arg);
+  const std::size_t size = c.server->options.buffer_size;
+  evbuffer_iovec space;
+  if (evbuffer_reserve_space(c.pending, static_cast<ev_ssize_t>(size), &space, 1) < 1) {
+    return close_connection(c);
+  }
+  ssize_t n;
+  do {
+    n = ::read(c.fd.get(), space.iov_base, size);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;  // spurious; normal
+  if (n <= 0) return close_connection(c);  // EOF (all echoed) or an error
+  space.iov_len = static_cast<std::size_t>(n);
+  if (evbuffer_commit_space(c.pending, &space, 1) != 0 || !flush(c)) {
+    return close_connection(c);
+  }
+  if (evbuffer_get_length(c.pending) == 0) return;  // the usual case
+  // The send buffer is full: stop reading until what is pending has gone out.
+  if (event_del(c.read_event) != 0 || event_add(c.write_event, nullptr) != 0) {
+    close_connection(c);
+  }
+}
+
+void on_accept(evconnlistener*, evutil_socket_t fd, sockaddr*, int, void* arg) {
+  Server& s = *static_cast<Server*>(arg);
+  // A yardstick, not a lesson: running out of memory here ends the process.
+  auto c = std::make_unique<Connection>();
+  c->server = &s;
+  c->fd.reset(fd);
+  c->read_event = event_new(s.base, fd, EV_READ | EV_PERSIST, on_readable, c.get());
+  c->write_event = event_new(s.base, fd, EV_WRITE | EV_PERSIST, on_writable, c.get());
+  c->pending = evbuffer_new();
+  s.stats.add_connection();
+  echo::log_info("accepted a client");
+  if (c->read_event == nullptr || c->write_event == nullptr || c->pending == nullptr ||
+      event_add(c->read_event, nullptr) != 0) {
+    echo::log_error("cannot set up a connection: dropping it");
+    return;  // c closes fd
+  }
+  const auto slot = static_cast<std::size_t>(fd);
+  if (s.connections.size() <= slot) s.connections.resize(slot + 1);
+  s.connections[slot] = std::move(c);
+}
+
+void on_accept_error(evconnlistener*, void*) {
+  echo::log_error("accept: %s", std::strerror(errno));
+}
+
+void on_signal(evutil_socket_t, short, void* arg) {
+  event_base_loopbreak(static_cast<event_base*>(arg));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const echo::Options options = echo::parse_options_or_exit(argc, argv, kAbout);
+  echo::set_log_options(false, options.quiet);
+  if (options.trace) echo::log_error("--trace: not supported by the peers; ignored");
+  std::signal(SIGPIPE, SIG_IGN);  // a reset peer costs EPIPE, not the process
+  echo::raise_fd_limit();
+  echo::Fd fd = echo::listen_or_exit(options, echo::Blocking::kNo);
+
+  event_base* base = event_base_new();
+  if (base == nullptr) {
+    echo::log_error("event_base_new failed");
+    return 1;
+  }
+  echo::Stats stats;
+  Server server{base, options, stats};
+  // Backlog 0: the socket already listens.
+  evconnlistener* listener = evconnlistener_new(base, on_accept, &server,
+                                                LEV_OPT_CLOSE_ON_FREE, 0, fd.release());
+  event* sigint = evsignal_new(base, SIGINT, on_signal, base);
+  event* sigterm = evsignal_new(base, SIGTERM, on_signal, base);
+  if (listener == nullptr || sigint == nullptr || sigterm == nullptr ||
+      event_add(sigint, nullptr) != 0 || event_add(sigterm, nullptr) != 0) {
+    echo::log_error("cannot set up the libevent loop");
+    return 1;
+  }
+  evconnlistener_set_error_cb(listener, on_accept_error);
+
+  event_base_dispatch(base);
+
+  server.connections.clear();  // closes every connection
+  evconnlistener_free(listener);
+  event_free(sigint);
+  event_free(sigterm);
+  event_base_free(base);
+  echo::print_summary(stats);
+  return 0;
+}
