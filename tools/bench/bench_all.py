@@ -76,8 +76,8 @@ SYSCALL_CONNECTIONS = (50, 1)
 IDLE_CONNECTIONS = (1000, 10000)
 
 FULL = {
-    "runs": 3,
-    "duration_s": 2.0,        # measured window of each duration-mode run
+    "runs": 5,
+    "duration_s": 1.5,        # measured window of each duration-mode run
     "warmup_s": 0.5,
     "pipeline": 16,           # streaming: 16 KiB messages in flight
     "syscall_messages": {50: 5000, 1: 2000},  # N; the second run sends 2N
@@ -577,17 +577,26 @@ def scenarios(config):
     return out
 
 
+def round_order(servers, r):
+    """The servers in the order round r runs them: rotated by one each round, so
+    that no server always runs right after the same neighbour (10,000 threads of
+    01_threads, say) or always first."""
+    k = r % len(servers) if servers else 0
+    return servers[k:] + servers[:k]
+
+
 def run_matrix(runner, servers, config, results):
     cells = results["cells"]
     # Runs interleave (run 1 of every server, then run 2, ...) so that a change in
-    # the shared machine's load hits every server alike.
+    # the shared machine's load hits every server alike; each run records its
+    # round, so that ratios can compare runs of the same round (see paired_ratio).
     for key, title, connections, size, pipeline, messages in scenarios(config):
         say("== %s" % title)
         for name in servers:
             reason = cannot_run(name, key, connections)
             cells[key][name] = {"runs": [], "errors": [], "na": reason}
         for r in range(config["runs"]):
-            for name in servers:
+            for name in round_order(servers, r):
                 cell = cells[key][name]
                 if cell["na"]:
                     continue
@@ -599,6 +608,7 @@ def run_matrix(runner, servers, config, results):
                     cell["errors"].append(str(failure))
                     say("%s %s run %d: FAILED: %s" % (name, key, r + 1, failure))
                     continue
+                run["round"] = r
                 cell["runs"].append(run)
                 say("%s %s run %d/%d: %s msg/s, %.1f MB/s, p99 %s, %.2f us CPU/msg"
                     % (name, key, r + 1, config["runs"],
@@ -633,7 +643,7 @@ def run_matrix(runner, servers, config, results):
             reason = cannot_run(name, key, connections)
             cells[key][name] = {"runs": [], "errors": [], "na": reason}
         for r in range(config["idle_runs"]):
-            for name in servers:
+            for name in round_order(servers, r):
                 cell = cells[key][name]
                 if cell["na"] or (len(cell["errors"]) >= 2 and not cell["runs"]):
                     continue
@@ -655,7 +665,7 @@ def summarize(cell):
     """The median of every number over the successful runs."""
     if not cell["runs"]:
         return
-    keys = cell["runs"][0].keys()
+    keys = [k for k in cell["runs"][0].keys() if k != "round"]
     cell["median"] = {k: median([r[k] for r in cell["runs"]]) for k in keys}
 
 
@@ -763,12 +773,28 @@ def kind_of(name):
     return {n: k for n, _, k in SERVERS}[name]
 
 
+def paired_ratios(cells, name, peer, field):
+    """name's result over peer's in each round both completed: runs of one round
+    are seconds apart, so a change in the shared machine's load cancels out."""
+    def by_round(server):
+        return {r["round"]: r[field] for r in cells.get(server, {}).get("runs", [])
+                if "round" in r and r.get(field) is not None}
+    mine, theirs = by_round(name), by_round(peer)
+    return [mine[k] / theirs[k] for k in sorted(mine) if k in theirs and theirs[k]]
+
+
 def ratio(cells, name, field, servers, lower_is_better=False):
+    """name against the best peer (the peer with the best median): the median of
+    the paired ratios of the rounds, or, for results recorded without rounds, the
+    ratio of the medians."""
     best = best_peer(cells, field, servers, lower_is_better)
     m = cells.get(name, {}).get("median")
     if not best or not m or m.get(field) is None or best[1] == 0:
         return None
-    return m[field] / best[1]
+    if name == best[0]:
+        return 1.0
+    paired = paired_ratios(cells, name, best[0], field)
+    return median(paired) if paired else m[field] / best[1]
 
 
 def fmt_ratio(value):
@@ -952,11 +978,15 @@ def check_targets(results, servers):
         best = best_peer(cells.get(key, {}), field, servers)
         v = m(key, "05_epoll_et", field)
         if best and v is not None:
+            r = ratio(cells.get(key, {}), "05_epoll_et", field, servers)
+            paired = paired_ratios(cells.get(key, {}), "05_epoll_et", best[0], field)
+            spread = "; per round %.2fx to %.2fx" % (min(paired), max(paired)) \
+                if len(paired) > 1 else ""
             out.append(("05 >= 1.0x best peer, %s" % label,
-                        "%.2fx (%s vs %s %s %s)" % (
-                            v / best[1], fmt_big(v), best[0], fmt_big(best[1]),
-                            "msg/s" if field == "messages_per_s" else "MB/s"),
-                        v / best[1] >= 1.0))
+                        "%.2fx (medians %s vs %s %s %s%s)" % (
+                            r, fmt_big(v), best[0], fmt_big(best[1]),
+                            "msg/s" if field == "messages_per_s" else "MB/s", spread),
+                        r >= 1.0))
 
     v = m("syscalls_50", "05_epoll_et", "total")
     if v is not None:
@@ -1018,7 +1048,8 @@ def write_markdown(path, results, servers, charts, images_rel):
     w("| source | commit %s |" % meta["commit"])
     w("| pinning | %s |" % meta["pinned"])
     w("| runs | each throughput cell is the median of %d run%s (a fresh server each), "
-      "%g s measured after a %g s warm-up |"
+      "%g s measured after a %g s warm-up; runs go in rounds (every server once, in "
+      "an order rotated each round) |"
       % (config["runs"], "" if config["runs"] == 1 else "s", config["duration_s"],
          config["warmup_s"]))
     w("| load average | %s at the start, %s at the end (other work shared the machine) |"
@@ -1038,7 +1069,11 @@ def write_markdown(path, results, servers, charts, images_rel):
     w("## Each stage as a ratio to the best peer")
     w("")
     w("Messages/s (ping-pong) and MB/s (streaming) of each stage divided by the best of "
-      "libevent, libuv and Asio in the same cell; above 1.00x the stage is faster.")
+      "libevent, libuv and Asio in the same cell; above 1.00x the stage is faster. The "
+      "best peer is the one with the best median; each ratio (here and in the *vs best "
+      "peer* columns below) is the median, over the rounds, of the stage's run divided "
+      "by the best peer's run of the same round. Runs of one round are seconds apart, so "
+      "a change in what else the machine is doing falls on both.")
     w("")
     groups = [("pingpong_%d" % c, "messages_per_s", "{:,} conn.".format(c))
               for c in PINGPONG_CONNECTIONS]
