@@ -184,6 +184,33 @@ TEST_F(FaultInjection, FailedEpollCtlDropsOnlyThatConnection) {
   }
 }
 
+TEST_F(FaultInjection, EpipeOnWriteClosesOnlyThatConnection) {
+  // Every 5th write or send on a socket fails with EPIPE and raises SIGPIPE, as
+  // the kernel does for a write to a connection the peer has already shut down.
+  // A server that has not ignored SIGPIPE dies at the first one (defect 3).
+  auto& s = start({"--quiet"}, with_faults("write:epipe/5"));
+  int served = 0;
+  int closed = 0;
+  for (int i = 0; i < 30; ++i) {
+    Fd c = connect_to(s.port());
+    const std::string msg = pattern(64, static_cast<std::uint32_t>(i));
+    ASSERT_TRUE(send_all(c.get(), msg));
+    const std::string got = recv_exact(c.get(), msg.size(), seconds(5));
+    ASSERT_TRUE(s.running()) << "the server died at client " << i << ": "
+                             << s.stderr_text().substr(0, 2000);
+    if (got == msg) {
+      ++served;
+      continue;
+    }
+    // Not served: then the server must have closed it, not left it hanging.
+    ASSERT_EQ(got.size(), 0u) << "client " << i << ": " << first_difference(msg, got);
+    ++closed;
+  }
+  EXPECT_GT(closed, 0) << "no write failed: is the fault reaching the server?";
+  EXPECT_GT(served, closed) << "one failed write must cost one connection only";
+  EXPECT_GT(stop_and_count_faults(s, "write"), 0);
+}
+
 // ---- Exhaustion ---------------------------------------------------------------------
 
 TEST_F(Exhaustion, OutOfFdsKeepsServingWithoutSpinningAndRecovers) {
@@ -516,7 +543,9 @@ TEST_F(Defects, AllocationFailureClosesOnlyThatClient) {
 #endif
   Launch small;
   small.address_space = 1ull << 30;  // 1 GiB: about a dozen 64 MiB buffers fit
-  auto& s = start({"--quiet", "--buffer-size", "67108864"}, small);
+  // Not --quiet: a server that reads into a null buffer gets EFAULT, which costs
+  // only that client too and would pass unseen, but it logs "Bad address".
+  auto& s = start({"--buffer-size", "67108864"}, small);
   std::this_thread::sleep_for(milliseconds(100));
   const int fds = s.open_fds();
   const int threads = s.threads();
@@ -549,6 +578,9 @@ TEST_F(Defects, AllocationFailureClosesOnlyThatClient) {
     EXPECT_GT(closed, 0) << "no allocation failed: limit too high?";
   }
   ASSERT_TRUE(s.running()) << s.stderr_text().substr(0, 2000);
+  EXPECT_EQ(s.stderr_text().find("Bad address"), std::string::npos)
+      << "a read or write went to a null buffer (EFAULT): an allocation was not "
+         "checked";
   // Once every buffer is freed again, it serves as before.
   expect_back_to_baseline(s, fds, threads);
   ping_pong(s.port(), 5, 64);

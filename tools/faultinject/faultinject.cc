@@ -10,7 +10,10 @@
 // ECHO_FAULTS is a comma-separated list of CALL:FAULT/N (every Nth call of CALL,
 // counting from 1) or CALL:FAULT@N (the Nth call only):
 //
-//   write, send, sendto    short (1 byte written instead of all), eintr, eagain
+//   write, send, sendto    short (1 byte written instead of all), eintr, eagain,
+//                          epipe (EPIPE, and SIGPIPE raised in the calling thread
+//                          unless send/sendto passed MSG_NOSIGNAL, as the kernel does
+//                          when the peer has gone)
 //   read, recv, recvfrom   eintr
 //   accept, accept4        eintr, econnaborted, emfile, enfile
 //   epoll_ctl              enomem, enospc (ADD/MOD/DEL on a socket fail, nothing done)
@@ -25,6 +28,7 @@
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -32,6 +36,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -43,6 +48,7 @@ enum class Fault {
   kShort,
   kEintr,
   kEagain,
+  kEpipe,
   kEconnaborted,
   kEmfile,
   kEnfile,
@@ -71,10 +77,15 @@ Fault parse_fault(const char* name, std::size_t len) {
     const char* name;
     Fault fault;
   } static const kFaults[] = {
-      {"short", Fault::kShort},   {"eintr", Fault::kEintr},
-      {"eagain", Fault::kEagain}, {"econnaborted", Fault::kEconnaborted},
-      {"emfile", Fault::kEmfile}, {"enfile", Fault::kEnfile},
-      {"enomem", Fault::kEnomem}, {"enospc", Fault::kEnospc},
+      {"short", Fault::kShort},
+      {"eintr", Fault::kEintr},
+      {"eagain", Fault::kEagain},
+      {"epipe", Fault::kEpipe},
+      {"econnaborted", Fault::kEconnaborted},
+      {"emfile", Fault::kEmfile},
+      {"enfile", Fault::kEnfile},
+      {"enomem", Fault::kEnomem},
+      {"enospc", Fault::kEnospc},
   };
   for (const auto& f : kFaults) {
     if (std::strlen(f.name) == len && std::strncmp(f.name, name, len) == 0)
@@ -172,6 +183,8 @@ int errno_of(Fault f) {
       return EINTR;
     case Fault::kEagain:
       return EAGAIN;
+    case Fault::kEpipe:
+      return EPIPE;
     case Fault::kEconnaborted:
       return ECONNABORTED;
     case Fault::kEmfile:
@@ -201,13 +214,17 @@ F real(const char* name) {
 }
 
 // For write-like calls: returns the length to pass on, or sets errno and -1.
-ssize_t write_fault(int fd, std::size_t len, std::size_t* pass_len) {
+// `flags` are send()'s (0 for write): EPIPE raises SIGPIPE unless MSG_NOSIGNAL.
+ssize_t write_fault(int fd, std::size_t len, int flags, std::size_t* pass_len) {
   *pass_len = len;
   Fault f = next_fault(kWrite, fd);
   if (f == Fault::kNone) return 0;
   if (f == Fault::kShort) {
     if (len > 1) *pass_len = 1;
     return 0;
+  }
+  if (f == Fault::kEpipe && (flags & MSG_NOSIGNAL) == 0) {
+    ::pthread_kill(::pthread_self(), SIGPIPE);  // the kernel signals the caller
   }
   errno = errno_of(f);
   return -1;
@@ -227,14 +244,14 @@ extern "C" {
 ssize_t write(int fd, const void* buf, size_t len) {
   static auto fn = real<ssize_t (*)(int, const void*, size_t)>("write");
   std::size_t pass;
-  if (write_fault(fd, len, &pass) < 0) return -1;
+  if (write_fault(fd, len, 0, &pass) < 0) return -1;
   return fn(fd, buf, pass);
 }
 
 ssize_t send(int fd, const void* buf, size_t len, int flags) {
   static auto fn = real<ssize_t (*)(int, const void*, size_t, int)>("send");
   std::size_t pass;
-  if (write_fault(fd, len, &pass) < 0) return -1;
+  if (write_fault(fd, len, flags, &pass) < 0) return -1;
   return fn(fd, buf, pass, flags);
 }
 
@@ -244,7 +261,7 @@ ssize_t sendto(int fd, const void* buf, size_t len, int flags, const sockaddr* t
       real<ssize_t (*)(int, const void*, size_t, int, const sockaddr*, socklen_t)>(
           "sendto");
   std::size_t pass;
-  if (write_fault(fd, len, &pass) < 0) return -1;
+  if (write_fault(fd, len, flags, &pass) < 0) return -1;
   return fn(fd, buf, pass, flags, to, tolen);
 }
 
