@@ -592,9 +592,11 @@ bool Bench::run() {
     report_.min_per_connection = std::min(report_.min_per_connection, c.counted);
     report_.max_per_connection = std::max(report_.max_per_connection, c.counted);
   }
-  report_.window_ns = by_count_
-                          ? std::max<std::int64_t>(last_counted_ - measure_start_, 0)
-                          : measure_end_ - measure_start_;
+  // A run that failed before its traffic started has no window; one that failed
+  // during --duration has a window up to the failure.
+  const std::int64_t end = by_count_ ? last_counted_ : std::min(measure_end_, now_ns());
+  report_.window_ns =
+      measure_start_ == 0 ? 0 : std::max<std::int64_t>(end - measure_start_, 0);
   return !failed_;
 }
 

@@ -1,12 +1,20 @@
-// Unit tests for echo_bench's pieces: the pattern, the histogram and the flags.
-// The end-to-end checks (corruption, stalls, 10,000 connections) run against real
-// servers; see docs/tools.md.
+// Tests for echo_bench: its pieces (the pattern, the histogram, the flags), and
+// run_bench over real loopback sockets against small in-test servers that echo,
+// corrupt one byte, stall or refuse, so that "never lies" is itself checked.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <cmath>
+#include <functional>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "tools/echo_bench/bench.h"
 #include "tools/echo_bench/flags.h"
 #include "tools/echo_bench/histogram.h"
 #include "tools/echo_bench/pattern.h"
@@ -151,6 +159,165 @@ TEST(Flags, RejectsBadInput) {
 
 TEST(Flags, Help) {
   EXPECT_EQ(parse({"--help"}).status, ParseStatus::kHelp);
+}
+
+// ---- run_bench against in-test servers ------------------------------------------
+
+// A loopback listener on a free port; serve(fd) runs on a thread for each of the
+// first `clients` connections, then the listener closes.
+class FakeServer {
+ public:
+  FakeServer(int clients, std::function<void(int)> serve) {
+    listener_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (::bind(listener_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+        ::listen(listener_, 16) != 0 ||
+        ::getsockname(listener_, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+      ADD_FAILURE() << "cannot listen on loopback";
+      return;
+    }
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this, clients, serve] {
+      std::vector<std::thread> workers;
+      for (int i = 0; i < clients; ++i) {
+        const int fd = ::accept(listener_, nullptr, nullptr);
+        if (fd < 0) break;
+        workers.emplace_back([fd, serve] {
+          serve(fd);
+          ::close(fd);
+        });
+      }
+      for (auto& w : workers) w.join();
+    });
+  }
+  ~FakeServer() {
+    ::shutdown(listener_, SHUT_RDWR);  // ends a pending accept
+    if (thread_.joinable()) thread_.join();
+    ::close(listener_);
+  }
+  std::uint16_t port() const { return port_; }
+
+ private:
+  int listener_ = -1;
+  std::uint16_t port_ = 0;
+  std::thread thread_;
+};
+
+// Echoes until EOF; with `flip_at` set, inverts the byte at that offset. With
+// `limit` set, stops after echoing that many bytes: it then shuts its side down
+// (the client sees EOF) and reads to the end, so that nothing unread can turn the
+// close into a reset.
+void echo(int fd, long long flip_at = -1, long long limit = -1) {
+  char buf[4096];
+  long long offset = 0;
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n <= 0) return;
+    if (flip_at >= offset && flip_at < offset + n) buf[flip_at - offset] ^= 0xff;
+    ssize_t todo = n;
+    if (limit >= 0 && offset + todo > limit)
+      todo = static_cast<ssize_t>(limit - offset);
+    offset += todo;
+    for (ssize_t sent = 0; sent < todo;) {
+      const ssize_t w = ::write(fd, buf + sent, static_cast<std::size_t>(todo - sent));
+      if (w <= 0) return;
+      sent += w;
+    }
+    if (offset == limit) {
+      ::shutdown(fd, SHUT_WR);
+      while (::read(fd, buf, sizeof buf) > 0) {
+      }
+      return;
+    }
+  }
+}
+
+Config config_for(std::uint16_t port) {
+  Config c;
+  c.port = port;
+  c.connections = 2;
+  c.size = 100;
+  c.messages = 50;
+  c.warmup_s = 0;
+  c.stall_timeout_s = 2;
+  return c;
+}
+
+bool run_against(const Config& config, Report& report) {
+  Address address;
+  std::string error;
+  if (!resolve(config, address, error)) {
+    ADD_FAILURE() << error;
+    return false;
+  }
+  return run_bench(config, address, report);
+}
+
+TEST(RunBench, VerifiesEveryMessageOfACorrectEcho) {
+  FakeServer server(2, [](int fd) { echo(fd); });
+  Report r;
+  ASSERT_TRUE(run_against(config_for(server.port()), r)) << r.error;
+  EXPECT_EQ(r.messages_verified, 50u);
+  EXPECT_EQ(r.bytes_verified, 50u * 100u);
+  EXPECT_EQ(r.errors, 0u);
+  EXPECT_GT(r.window_ns, 0);
+}
+
+TEST(RunBench, NamesTheOffsetOfOneWrongByte) {
+  // Byte 1234 of each connection's stream is wrong: message 12, byte 34.
+  FakeServer server(2, [](int fd) { echo(fd, 1234); });
+  Report r;
+  EXPECT_FALSE(run_against(config_for(server.port()), r));
+  EXPECT_NE(r.error.find("wrong byte at offset 1234 (message 12, byte 34 of 100)"),
+            std::string::npos)
+      << r.error;
+  EXPECT_GT(r.errors, 0u);
+}
+
+TEST(RunBench, ReportsAnEarlyCloseWithItsOffset) {
+  // Echoes 300 bytes (three messages), then closes.
+  FakeServer server(2, [](int fd) { echo(fd, -1, 300); });
+  Report r;
+  EXPECT_FALSE(run_against(config_for(server.port()), r));
+  EXPECT_NE(r.error.find("unexpected EOF from the server at offset 300"),
+            std::string::npos)
+      << r.error;
+}
+
+TEST(RunBench, FailsAStalledServerWithinTheStallTimeout) {
+  // Reads and never answers, until the client gives up.
+  FakeServer server(2, [](int fd) {
+    char buf[4096];
+    while (::read(fd, buf, sizeof buf) > 0) {
+    }
+  });
+  Config config = config_for(server.port());
+  config.stall_timeout_s = 0.5;
+  Report r;
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_FALSE(run_against(config, r));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+  EXPECT_NE(r.error.find("stalled: no progress for 0.5 s"), std::string::npos)
+      << r.error;
+}
+
+TEST(RunBench, ARefusedConnectionFailsWithNoMeasuredWindow) {
+  std::uint16_t port = 0;
+  {
+    FakeServer gone(0, [](int) {});  // listens, then closes: nobody listens after
+    port = gone.port();
+  }
+  Config config = config_for(port);
+  config.messages = 0;
+  config.duration_s = 1;
+  Report r;
+  EXPECT_FALSE(run_against(config, r));
+  EXPECT_NE(r.error.find("Connection refused"), std::string::npos) << r.error;
+  EXPECT_EQ(r.window_ns, 0) << "no traffic ran, so nothing was measured";
+  EXPECT_EQ(r.messages, 0u);
 }
 
 }  // namespace
