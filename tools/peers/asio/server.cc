@@ -13,7 +13,8 @@
 // completes without waiting; its handler memory is recycled, not allocated per
 // operation.
 //
-// The listening socket is the stages' own (echo::listen_or_exit: same backlog,
+// Flags, SIGPIPE, the fd limit and the listening socket are set up as for every
+// peer (peer_main.h: the stages' own listen_or_exit, same backlog,
 // SO_REUSEADDR, messages); accepting, I/O and signals are Asio's.
 #include <sys/socket.h>
 
@@ -26,6 +27,7 @@
 #include <utility>
 
 #include "stages/common/common.h"
+#include "tools/peers/peer_main.h"
 
 namespace {
 
@@ -91,12 +93,9 @@ void accept_clients(tcp::acceptor& acceptor, const echo::Options& options,
 }  // namespace
 
 int main(int argc, char** argv) {
-  const echo::Options options = echo::parse_options_or_exit(argc, argv, kAbout);
-  echo::set_log_options(false, options.quiet);
-  if (options.trace) echo::log_error("--trace: not supported by the peers; ignored");
-  std::signal(SIGPIPE, SIG_IGN);  // a reset peer costs EPIPE, not the process
-  echo::raise_fd_limit();
-  echo::Fd fd = echo::listen_or_exit(options, echo::Blocking::kNo);
+  peers::Start start = peers::start_or_exit(argc, argv, kAbout);
+  const echo::Options& options = start.options;
+  echo::Fd& fd = start.listener;
 
   sockaddr_storage bound{};
   socklen_t length = sizeof bound;

@@ -15,7 +15,8 @@
 // sends the echo at once. Only when the send buffer is full does the connection
 // switch to its EV_WRITE event until the evbuffer drains.
 //
-// The listening socket is the stages' own (echo::listen_or_exit: same backlog,
+// Flags, SIGPIPE, the fd limit and the listening socket are set up as for every
+// peer (peer_main.h: the stages' own listen_or_exit, same backlog,
 // SO_REUSEADDR, messages); accepting, events and signals are libevent's.
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -29,6 +30,7 @@
 #include <vector>
 
 #include "stages/common/common.h"
+#include "tools/peers/peer_main.h"
 
 namespace {
 
@@ -143,12 +145,9 @@ void on_signal(evutil_socket_t, short, void* arg) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const echo::Options options = echo::parse_options_or_exit(argc, argv, kAbout);
-  echo::set_log_options(false, options.quiet);
-  if (options.trace) echo::log_error("--trace: not supported by the peers; ignored");
-  std::signal(SIGPIPE, SIG_IGN);  // a reset peer costs EPIPE, not the process
-  echo::raise_fd_limit();
-  echo::Fd fd = echo::listen_or_exit(options, echo::Blocking::kNo);
+  peers::Start start = peers::start_or_exit(argc, argv, kAbout);
+  const echo::Options& options = start.options;
+  echo::Fd& fd = start.listener;
 
   event_base* base = event_base_new();
   if (base == nullptr) {

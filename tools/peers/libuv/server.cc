@@ -11,7 +11,8 @@
 // socket's send buffer is full does the rest go through uv_write(), with reading
 // stopped until its callback: the only case that touches epoll interest.
 //
-// The listening socket is the stages' own (echo::listen_or_exit: same backlog,
+// Flags, SIGPIPE, the fd limit and the listening socket are set up as for every
+// peer (peer_main.h: the stages' own listen_or_exit, same backlog,
 // SO_REUSEADDR, messages); accepting, reading, writing and signals are libuv's.
 #include <uv.h>
 
@@ -20,6 +21,7 @@
 #include <memory>
 
 #include "stages/common/common.h"
+#include "tools/peers/peer_main.h"
 
 namespace {
 
@@ -141,12 +143,9 @@ void on_signal(uv_signal_t* signal, int) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const echo::Options options = echo::parse_options_or_exit(argc, argv, kAbout);
-  echo::set_log_options(false, options.quiet);
-  if (options.trace) echo::log_error("--trace: not supported by the peers; ignored");
-  std::signal(SIGPIPE, SIG_IGN);  // a reset peer costs EPIPE, not the process
-  echo::raise_fd_limit();
-  echo::Fd fd = echo::listen_or_exit(options, echo::Blocking::kNo);
+  peers::Start start = peers::start_or_exit(argc, argv, kAbout);
+  const echo::Options& options = start.options;
+  echo::Fd& fd = start.listener;
 
   uv_loop_t* loop = uv_default_loop();
   echo::Stats stats;
