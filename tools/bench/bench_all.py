@@ -40,6 +40,7 @@ import importlib.util
 import json
 import os
 import platform
+import random
 import re
 import resource
 import select
@@ -585,11 +586,14 @@ def scenarios(config):
 
 
 def round_order(servers, r):
-    """The servers in the order round r runs them: rotated by one each round, so
-    that no server always runs right after the same neighbour (10,000 threads of
-    01_threads, say) or always first."""
-    k = r % len(servers) if servers else 0
-    return servers[k:] + servers[:k]
+    """The servers in the order round r runs them: round 0 in the listed order,
+    every later round shuffled (the same shuffle every time bench_all runs), so
+    that no server always runs first, or always right after the same neighbour
+    (10,000 threads of 01_threads, say)."""
+    order = list(servers)
+    if r > 0:
+        random.Random(r).shuffle(order)
+    return order
 
 
 def run_matrix(runner, servers, config, results):
@@ -1056,7 +1060,7 @@ def write_markdown(path, results, servers, charts, images_rel):
     w("| pinning | %s |" % meta["pinned"])
     w("| runs | each throughput cell is the median of %d run%s (a fresh server each), "
       "%g s measured after a %g s warm-up; runs go in rounds (every server once, in "
-      "an order rotated each round) |"
+      "an order shuffled each round) |"
       % (config["runs"], "" if config["runs"] == 1 else "s", config["duration_s"],
          config["warmup_s"]))
     w("| load average | %s at the start, %s at the end (other work shared the machine) |"
