@@ -1059,10 +1059,10 @@ def write_markdown(path, results, servers, charts, images_rel):
     w("| source | commit %s |" % meta["commit"])
     w("| pinning | %s |" % meta["pinned"])
     w("| runs | each throughput cell is the median of %d run%s (a fresh server each), "
-      "%g s measured after a %g s warm-up; runs go in rounds (every server once, in "
-      "an order shuffled each round) |"
+      "%g s measured (streaming: %g s) after a %g s warm-up; runs go in rounds (every "
+      "server once, in an order shuffled each round) |"
       % (config["runs"], "" if config["runs"] == 1 else "s", config["duration_s"],
-         config["warmup_s"]))
+         config.get("stream_duration_s", config["duration_s"]), config["warmup_s"]))
     w("| load average | %s at the start, %s at the end (other work shared the machine) |"
       % (" ".join(meta["loadavg_start"]), " ".join(meta["loadavg_end"])))
     w("| duration | %.1f minutes |" % (meta["elapsed_s"] / 60))
