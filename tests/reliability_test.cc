@@ -153,34 +153,61 @@ TEST_F(FaultInjection, AcceptFailuresNeverStopTheServer) {
   serve_sequential_clients_through("accept:eintr/2", 30);
 }
 
+// Sequential clients, one 64-byte echo each, against a server whose faults cost
+// some of them their connection. Each must be echoed whole or closed: never a
+// partial or wrong echo, never left hanging; and the server must stay up.
+struct Outcome {
+  int served = 0;
+  int closed = 0;
+};
+
+Outcome echo_or_close_each(ServerProcess& s, int clients) {
+  Outcome out;
+  for (int i = 0; i < clients; ++i) {
+    Fd c = connect_to(s.port());
+    const std::string msg = pattern(64, static_cast<std::uint32_t>(i));
+    if (!send_all(c.get(), msg)) {
+      ADD_FAILURE() << "client " << i << ": send failed";
+      return out;
+    }
+    const std::string got = recv_exact(c.get(), msg.size(), seconds(5));
+    if (got == msg) {
+      ++out.served;
+      continue;
+    }
+    // Not echoed. A server killed in the middle of a write (by SIGPIPE, say)
+    // closes this client too: give a dying process 50 ms to be seen as dead.
+    for (int wait = 0; wait < 25 && s.running(); ++wait) {
+      std::this_thread::sleep_for(milliseconds(2));
+    }
+    if (!s.running()) {
+      ADD_FAILURE() << "the server died at client " << i << ": "
+                    << s.stderr_text().substr(0, 2000);
+      return out;
+    }
+    if (!got.empty()) {
+      ADD_FAILURE() << "client " << i << ": " << first_difference(msg, got);
+      return out;
+    }
+    ++out.closed;
+  }
+  return out;
+}
+
 TEST_F(FaultInjection, FailedEpollCtlDropsOnlyThatConnection) {
   // Every 7th epoll_ctl on a socket fails with ENOMEM (the listener's own
   // registration, call 1, succeeds).
   auto& s = start({"--quiet"}, with_faults("epoll_ctl:enomem/7"));
-  int served = 0;
-  int dropped = 0;
-  for (int i = 0; i < 40; ++i) {
-    Fd c = connect_to(s.port());
-    const std::string msg = pattern(64, static_cast<std::uint32_t>(i));
-    ASSERT_TRUE(send_all(c.get(), msg));
-    std::string got = recv_exact(c.get(), msg.size(), seconds(5));
-    if (got == msg) {
-      ++served;
-      continue;
-    }
-    // Not served: then the server must have closed it, not left it hanging.
-    ASSERT_EQ(got.size(), 0u) << "client " << i << " got a partial or wrong echo";
-    ++dropped;
-  }
-  ASSERT_TRUE(s.running());
+  const Outcome out = echo_or_close_each(s, 40);
+  if (HasFailure()) return;  // echo_or_close_each said what went wrong
   const long faults = stop_and_count_faults(s, "epoll_ctl");
   if (uses_epoll()) {
     EXPECT_GT(faults, 0);
-    EXPECT_GT(dropped, 0) << "epoll_ctl failed but no connection was dropped";
-    EXPECT_GT(served, 0) << "one failed epoll_ctl must not drop every connection";
+    EXPECT_GT(out.closed, 0) << "epoll_ctl failed but no connection was dropped";
+    EXPECT_GT(out.served, 0) << "one failed epoll_ctl must not drop every connection";
   } else {
     EXPECT_EQ(faults, 0) << stage_name() << " does not use epoll";
-    EXPECT_EQ(served, 40);
+    EXPECT_EQ(out.served, 40);
   }
 }
 
@@ -189,25 +216,10 @@ TEST_F(FaultInjection, EpipeOnWriteClosesOnlyThatConnection) {
   // the kernel does for a write to a connection the peer has already shut down.
   // A server that has not ignored SIGPIPE dies at the first one (defect 3).
   auto& s = start({"--quiet"}, with_faults("write:epipe/5"));
-  int served = 0;
-  int closed = 0;
-  for (int i = 0; i < 30; ++i) {
-    Fd c = connect_to(s.port());
-    const std::string msg = pattern(64, static_cast<std::uint32_t>(i));
-    ASSERT_TRUE(send_all(c.get(), msg));
-    const std::string got = recv_exact(c.get(), msg.size(), seconds(5));
-    ASSERT_TRUE(s.running()) << "the server died at client " << i << ": "
-                             << s.stderr_text().substr(0, 2000);
-    if (got == msg) {
-      ++served;
-      continue;
-    }
-    // Not served: then the server must have closed it, not left it hanging.
-    ASSERT_EQ(got.size(), 0u) << "client " << i << ": " << first_difference(msg, got);
-    ++closed;
-  }
-  EXPECT_GT(closed, 0) << "no write failed: is the fault reaching the server?";
-  EXPECT_GT(served, closed) << "one failed write must cost one connection only";
+  const Outcome out = echo_or_close_each(s, 30);
+  if (HasFailure()) return;  // echo_or_close_each said what went wrong
+  EXPECT_GT(out.closed, 0) << "no write failed: is the fault reaching the server?";
+  EXPECT_GT(out.served, out.closed) << "one failed write must cost one connection only";
   EXPECT_GT(stop_and_count_faults(s, "write"), 0);
 }
 
