@@ -21,8 +21,9 @@ The matrix (see docs/tools.md for how each number is measured):
   - system calls per message (tools/syscount's method: strace -f -c, N and 2N
     messages, subtracted) at 50 connections and at 1;
   - server RSS with 1,000 and 10,000 idle connections.
-Each throughput cell is the median of several runs (3; 1 with --quick), each
-against a fresh server, with server and client pinned to different cores.
+Each throughput cell is the median of several runs (5, idle cells 3; 1 with
+--quick), each against a fresh server, with server and client pinned to
+different cores.
 
 Environment:
     BAZEL_STARTUP_OPTS  startup options for the nested bazel commands. Under
@@ -1294,7 +1295,9 @@ def parse_args(argv):
     parser.add_argument("--quick", action="store_true",
                         help="a ~2-minute smoke run: 1 run per cell, short windows; writes "
                         "to a temporary directory unless --out is given")
-    parser.add_argument("--runs", type=int, help="runs per cell (default 3; 1 with --quick)")
+    parser.add_argument("--runs", type=int,
+                        help="runs per cell (default %d, idle cells %d; 1 with --quick)"
+                        % (FULL["runs"], FULL["idle_runs"]))
     parser.add_argument("--servers",
                         help="comma-separated subset, e.g. 03_epoll_lt,05_epoll_et,libuv "
                         "(writes to a temporary directory unless --out is given)")
