@@ -1064,8 +1064,12 @@ def write_markdown(path, results, servers, charts, images_rel):
       "server once, in an order shuffled each round) |"
       % (config["runs"], "" if config["runs"] == 1 else "s", config["duration_s"],
          config.get("stream_duration_s", config["duration_s"]), config["warmup_s"]))
-    w("| load average | %s at the start, %s at the end (other work shared the machine) |"
-      % (" ".join(meta["loadavg_start"]), " ".join(meta["loadavg_end"])))
+    # The load average counts runnable threads: 01_threads' idle cells (the last
+    # cells run) add up to 10,000 of them, so a high value at the end is bench_all's.
+    own = ("; the end includes 01_threads' %s idle threads" % "{:,}".format(
+        max(config["idle_connections"])) if "01_threads" in servers else "")
+    w("| load average | %s at the start, %s at the end (1, 5 and 15-minute averages%s) |"
+      % (" ".join(meta["loadavg_start"]), " ".join(meta["loadavg_end"]), own))
     w("| duration | %.1f minutes |" % (meta["elapsed_s"] / 60))
     w("")
 
