@@ -1185,8 +1185,11 @@ def write_markdown(path, results, servers, charts, images_rel):
     w("16 KiB messages with %d in flight (`--size 16K --pipeline %d --duration %g`), and "
       "one 64 MiB message (`--size 64M --messages 1`: MB/s is 64 MiB over the time from "
       "its first byte sent to its last byte echoed). One loopback connection streaming "
-      "flips between a fast and a slow state (for every server alike), so this window "
-      "is longer than the ping-pong ones, to average over both."
+      "runs in a fast or a slow state, so this window is longer than the ping-pong "
+      "ones. Which state a server that reads until drained mostly lands in depends on "
+      "where its buffer happens to sit in its memory page, an accident of its heap "
+      "layout (see [Decisions](decisions.md), \"Comparing 05 with the peers\"): the "
+      "16 KiB column compares buffer placements as much as designs."
       % (config["pipeline"], config["pipeline"],
          config.get("stream_duration_s", config["duration_s"])))
     w("")
