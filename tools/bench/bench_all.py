@@ -1186,10 +1186,10 @@ def write_markdown(path, results, servers, charts, images_rel):
       "one 64 MiB message (`--size 64M --messages 1`: MB/s is 64 MiB over the time from "
       "its first byte sent to its last byte echoed). One loopback connection streaming "
       "runs in a fast or a slow state, so this window is longer than the ping-pong "
-      "ones. Which state a server that reads until drained mostly lands in depends on "
-      "where its buffer happens to sit in its memory page, an accident of its heap "
-      "layout (see [Decisions](decisions.md), \"Comparing 05 with the peers\"): the "
-      "16 KiB column compares buffer placements as much as designs."
+      "ones. Which state a server that reads until drained mostly lands in depends "
+      "largely on where its buffer happens to sit in its memory page, an accident of "
+      "its heap layout (see [Decisions](decisions.md), \"Comparing 05 with the peers\"): "
+      "the 16 KiB column compares buffer placements as well as designs."
       % (config["pipeline"], config["pipeline"],
          config.get("stream_duration_s", config["duration_s"])))
     w("")
