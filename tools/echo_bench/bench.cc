@@ -45,6 +45,7 @@ enum class State : std::uint8_t {
   kConnecting,  // connect() in progress: waiting for EPOLLOUT
   kConnected,   // established; waiting for every other connection
   kRunning,     // sending and verifying messages
+  kHeld,        // all echoed; kept open and idle until --hold is over
   kClosing,     // shutdown(SHUT_WR) sent: waiting for the server's EOF
   kClosed,
 };
@@ -77,6 +78,7 @@ class Bench {
         size_(config.size),
         pipeline_(config.pipeline),
         stall_ns_(static_cast<std::int64_t>(config.stall_timeout_s * 1e9)),
+        hold_ns_(static_cast<std::int64_t>(config.hold_s * 1e9)),
         pool_(config.messages),
         conns_(count_),
         stamps_(count_ * pipeline_),
@@ -116,6 +118,9 @@ class Bench {
   bool verify(Connection& c, std::size_t n, std::int64_t now);
   void refill(Connection& c);
   bool flush(Connection& c);
+  void finish(Connection& c, std::int64_t now);
+  void end_hold(std::int64_t now);
+  void read_held(Connection& c);
   void begin_close(Connection& c, std::int64_t now);
   void read_closing(Connection& c);
 
@@ -131,6 +136,7 @@ class Bench {
   const std::uint64_t size_;
   const std::uint64_t pipeline_;
   const std::int64_t stall_ns_;
+  const std::int64_t hold_ns_;
   const bool by_count_ = config_.messages > 0;
   std::uint64_t pool_;  // --messages: messages not reserved yet
 
@@ -148,6 +154,9 @@ class Bench {
   std::deque<std::uint32_t> retry_queue_;
   std::uint64_t connecting_ = 0;
   std::uint64_t closed_ = 0;
+  std::uint64_t held_ = 0;       // connections in State::kHeld
+  std::int64_t hold_start_ = 0;  // the last connection finished: the hold began
+  std::int64_t hold_end_ = 0;    // 0: no hold running
 
   std::int64_t start_ = 0;  // first connect()
   bool started_ = false;    // traffic started
@@ -313,6 +322,9 @@ void Bench::handle(Connection& c, std::uint32_t events) {
         if (flush(c)) refill(c);
       }
       break;
+    case State::kHeld:
+      read_held(c);
+      break;
     case State::kClosing:
       read_closing(c);
       break;
@@ -423,7 +435,7 @@ void Bench::refill(Connection& c) {
     c.limit += take * size_;
   }
   if (!flush(c)) return;
-  if (c.received == c.limit) begin_close(c, now_ns());  // all echoed, no more to send
+  if (c.received == c.limit) finish(c, now_ns());  // all echoed, no more to send
 }
 
 // Sends what is reserved until done or the socket is full. A message's send time
@@ -462,7 +474,49 @@ bool Bench::flush(Connection& c) {
   return true;
 }
 
-// ---- Closing ------------------------------------------------------------------
+// ---- Holding and closing ------------------------------------------------------
+
+// A connection with nothing left to send closes, or with --hold waits, open and
+// idle, until every connection has finished and the hold is over.
+void Bench::finish(Connection& c, std::int64_t now) {
+  if (hold_ns_ == 0) {
+    begin_close(c, now);
+    return;
+  }
+  c.state = State::kHeld;
+  if (++held_ == count_) {
+    hold_start_ = now;
+    hold_end_ = now + hold_ns_;
+  }
+}
+
+void Bench::end_hold(std::int64_t now) {
+  report_.held_ns = now - hold_start_;
+  hold_end_ = 0;
+  for (Connection& c : conns_) {
+    if (c.state == State::kHeld) begin_close(c, now);
+    if (failed_) return;
+  }
+}
+
+// A held connection is idle: the server has nothing to send and must not close it.
+void Bench::read_held(Connection& c) {
+  const ssize_t n = ::recv(c.fd, recv_buffer_.get(), kIoChunk, 0);
+  if (n > 0) {
+    fail(
+        "connection %u: %zd unexpected bytes while held idle (all %llu bytes were "
+        "echoed)",
+        index(c), n, ull(c.received));
+  } else if (n == 0) {
+    fail(
+        "connection %u: the server closed it while it was held idle (all %llu bytes "
+        "were echoed)",
+        index(c), ull(c.received));
+  } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+    fail("connection %u: recv: %s while held idle (all %llu bytes were echoed)",
+         index(c), std::strerror(errno), ull(c.received));
+  }
+}
 
 // A clean close: half-close our side, then wait for the server to echo nothing
 // more and close its side (EOF), and only then close the socket.
@@ -496,6 +550,7 @@ void Bench::read_closing(Connection& c) {
 int Bench::timeout_ms(std::int64_t now) const {
   std::int64_t deadline = next_tick_;
   if (sending_) deadline = std::min(deadline, measure_end_);
+  if (hold_end_ != 0) deadline = std::min(deadline, hold_end_);
   if (!retry_queue_.empty()) {
     deadline = std::min(deadline, conns_[retry_queue_.front()].retry_at);
   }
@@ -547,8 +602,14 @@ void Bench::print_progress(std::int64_t now) {
     const char* phase = now < measure_start_ ? "warm-up"
                         : sending_           ? "measuring"
                                              : "finishing";
-    std::fprintf(stderr, "\r%6.1f s  %s: %llu msg/s, %llu messages verified\x1b[K", t,
-                 phase, ull(done), ull(report_.messages_verified));
+    if (hold_end_ != 0) {
+      std::fprintf(stderr,
+                   "\r%6.1f s  holding %llu connections idle: %.0f s left\x1b[K", t,
+                   ull(held_), static_cast<double>(hold_end_ - now) / 1e9);
+    } else {
+      std::fprintf(stderr, "\r%6.1f s  %s: %llu msg/s, %llu messages verified\x1b[K", t,
+                   phase, ull(done), ull(report_.messages_verified));
+    }
   }
   std::fflush(stderr);
   progress_verified_ = report_.messages_verified;
@@ -581,6 +642,7 @@ bool Bench::run() {
     }
     now = now_ns();
     if (sending_ && now >= measure_end_) sending_ = false;  // --duration is over
+    if (hold_end_ != 0 && now >= hold_end_) end_hold(now);  // --hold is over
     if (now >= next_tick_) {
       tick(now);
       while (next_tick_ <= now) next_tick_ += tick_ns_;

@@ -44,6 +44,9 @@ struct Report {
   // send() of its first byte to the receipt of its last.
   Histogram latency_ns;
 
+  // --hold: how long every connection was held open and idle after its last echo.
+  std::int64_t held_ns = 0;
+
   std::uint64_t errors = 0;
   std::string error;  // the first failure, e.g. "connection 3: byte at offset ..."
 };

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <functional>
@@ -104,6 +105,7 @@ TEST(Flags, DefaultsAreDocumented) {
   EXPECT_EQ(r.config.duration_s, 5);
   EXPECT_EQ(r.config.warmup_s, 1);
   EXPECT_EQ(r.config.stall_timeout_s, 10);
+  EXPECT_EQ(r.config.hold_s, 0);
   EXPECT_FALSE(r.config.json);
 }
 
@@ -119,6 +121,7 @@ TEST(Flags, ParsesBothFormsAndSuffixes) {
   EXPECT_EQ(r.config.warmup_s, 0);  // --messages: no warm-up unless asked for
   EXPECT_TRUE(r.config.json);
   EXPECT_EQ(parse({"--size", "64MiB"}).config.size, 64u << 20);
+  EXPECT_EQ(parse({"--hold", "2.5"}).config.hold_s, 2.5);
 }
 
 TEST(Flags, RejectsBadInput) {
@@ -140,6 +143,8 @@ TEST(Flags, RejectsBadInput) {
       {"--warmup", "-0.5"},
       {"--messages", "0"},
       {"--stall-timeout", "0"},
+      {"--hold", "-1"},
+      {"--hold", "soon"},
       {"--duration", "1", "--messages", "5"},
       {"--bogus"},
       {"positional"},
@@ -320,6 +325,68 @@ TEST(RunBench, ARefusedConnectionFailsWithNoMeasuredWindow) {
   EXPECT_NE(r.error.find("Connection refused"), std::string::npos) << r.error;
   EXPECT_EQ(r.window_ns, 0) << "no traffic ran, so nothing was measured";
   EXPECT_EQ(r.messages, 0u);
+}
+
+// Echoes until EOF and lowers `min_gap_ms` to the time from its last echo to the
+// EOF: how long the client kept the connection open and idle.
+void echo_and_time_the_idle_gap(int fd, std::atomic<long long>& min_gap_ms) {
+  char buf[4096];
+  auto last = std::chrono::steady_clock::now();
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n <= 0) break;
+    if (::write(fd, buf, static_cast<std::size_t>(n)) != n) return;
+    last = std::chrono::steady_clock::now();
+  }
+  const long long gap = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::steady_clock::now() - last)
+                            .count();
+  long long seen = min_gap_ms.load();
+  while (gap < seen && !min_gap_ms.compare_exchange_weak(seen, gap)) {
+  }
+}
+
+TEST(RunBench, HoldKeepsEveryConnectionOpenAndIdleThenClosesCleanly) {
+  std::atomic<long long> min_gap_ms{1'000'000};
+  FakeServer server(3, [&](int fd) { echo_and_time_the_idle_gap(fd, min_gap_ms); });
+  Config config = config_for(server.port());
+  config.connections = 3;
+  config.messages = 6;
+  config.hold_s = 0.5;
+  Report r;
+  ASSERT_TRUE(run_against(config, r)) << r.error;
+  EXPECT_EQ(r.messages_verified, 6u);
+  EXPECT_GE(r.held_ns, 500'000'000);
+  EXPECT_LT(r.held_ns, 5'000'000'000);
+  // Every connection stayed open at least that long after its own last echo (the
+  // server's clock; 50 ms of slack for its thread to see the EOF late or early).
+  EXPECT_GE(min_gap_ms.load(), 450);
+}
+
+TEST(RunBench, AServerThatClosesAHeldConnectionFails) {
+  // Echoes one 100-byte message, waits a moment, closes: the client holds it.
+  FakeServer server(2, [](int fd) {
+    char buf[100];
+    std::size_t got = 0;
+    while (got < sizeof buf) {
+      const ssize_t n = ::read(fd, buf + got, sizeof buf - got);
+      if (n <= 0) return;
+      got += static_cast<std::size_t>(n);
+    }
+    if (::write(fd, buf, sizeof buf) != static_cast<ssize_t>(sizeof buf)) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  });
+  Config config = config_for(server.port());
+  config.messages = 2;  // one per connection
+  config.hold_s = 30;
+  Report r;
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_FALSE(run_against(config, r));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));
+  EXPECT_NE(r.error.find("the server closed it while it was held idle (all 100 bytes "
+                         "were echoed)"),
+            std::string::npos)
+      << r.error;
 }
 
 }  // namespace

@@ -95,7 +95,7 @@ ParseResult parse_flags(const std::vector<std::string>& args) {
     // Every other flag takes a value.
     static const char* const kValued[] = {
         "--host",     "--port",     "--connections", "--size",          "--pipeline",
-        "--duration", "--messages", "--warmup",      "--stall-timeout",
+        "--duration", "--messages", "--warmup",      "--stall-timeout", "--hold",
     };
     bool known = false;
     for (const char* name : kValued) known = known || flag == name;
@@ -158,6 +158,10 @@ ParseResult parse_flags(const std::vector<std::string>& args) {
       const auto v = parse_seconds(value, 0, kMaxSeconds, true);
       if (!v) return error(bad(flag, value, "seconds, more than 0 (e.g. 10)"));
       c.stall_timeout_s = *v;
+    } else if (flag == "--hold") {
+      const auto v = parse_seconds(value, 0, kMaxSeconds, false);
+      if (!v) return error(bad(flag, value, "seconds, 0 or more (e.g. 30)"));
+      c.hold_s = *v;
     }
   }
 
@@ -196,6 +200,11 @@ stall.
                         --duration, 0 with --messages)
   --stall-timeout S     fail when a busy connection makes no progress for S
                         seconds (default 10)
+  --hold S              once every connection has finished its messages, keep
+                        them all open and idle for S seconds before closing
+                        (e.g. to read the server's memory per idle connection);
+                        the server must neither send nor close meanwhile
+                        (default 0)
   --json                print one JSON object on stdout instead of the report
   --help                print this help
 

@@ -26,6 +26,7 @@ struct Config {
   double duration_s = 5;        // measured seconds, after the warm-up
   double warmup_s = 1;          // not counted; 0 by default with --messages
   double stall_timeout_s = 10;  // no progress on a busy connection for this long
+  double hold_s = 0;            // then keep every connection open and idle this long
   bool json = false;
 };
 

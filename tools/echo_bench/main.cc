@@ -99,6 +99,12 @@ void print_human(const Config& config, const echo_bench::Address& address,
       "verified:   %llu bytes in %llu messages (of %llu sent), every byte "
       "checked\n",
       ull(r.bytes_verified), ull(r.messages_verified), ull(r.messages_sent));
+  if (config.hold_s > 0) {
+    std::printf(
+        "held:       every connection open and idle for %.3f s after the last "
+        "echo\n",
+        seconds(r.held_ns));
+  }
   if (r.errors == 0) {
     std::printf("errors:     0\n");
   } else {
@@ -157,6 +163,7 @@ void print_json(const Config& config, const echo_bench::Address& address,
   std::printf("\"min_per_connection\":%llu,\"max_per_connection\":%llu,",
               ull(r.min_per_connection), ull(r.max_per_connection));
   print_histogram_json("latency_ns", r.latency_ns);
+  std::printf(",\"hold_s\":%g,\"held_s\":%.6f", config.hold_s, seconds(r.held_ns));
   std::printf(
       ",\"messages_sent\":%llu,\"messages_verified\":%llu,"
       "\"bytes_verified\":%llu,\"errors\":%llu,\"error\":%s}\n",
