@@ -81,8 +81,8 @@ FULL = {
     "runs": 5,
     "duration_s": 1.5,        # measured window of each duration-mode run
     # Streaming on one loopback connection settles, for a second or so at a time, in
-    # a fast or a slow state (every server alike, about 1,300 or 1,050 MB/s here):
-    # a longer window averages over both instead of drawing one.
+    # a fast or a slow state (about 1,300 or 1,000 MB/s here, for servers that read
+    # until drained; see docs/decisions.md): a longer window averages over both.
     "stream_duration_s": 3.0,
     "warmup_s": 0.5,
     "pipeline": 16,           # streaming: 16 KiB messages in flight
