@@ -70,6 +70,7 @@ SERVERS = [
     ("asio", "//tools/peers:asio_server", "peer"),
 ]
 ECHO_BENCH = "//tools:echo_bench"
+HEAP_SHIFT = "//tools/bench:libheap_shift.so"  # preloaded: see heap_shift()
 EVENT_STAGES = ("02_poll", "03_epoll_lt", "04_epoll_mod", "05_epoll_et")
 BUFFER_SIZE = 16 * 1024  # every server's default --buffer-size
 
@@ -188,7 +189,7 @@ def build(workspace):
     if shutil.which("bazel") is None:
         raise Failure("bazel is not installed; tools/setup.sh installs it")
     startup = bazel_startup_options()
-    targets = [t for _, t, _ in SERVERS] + [ECHO_BENCH]
+    targets = [t for _, t, _ in SERVERS] + [ECHO_BENCH, HEAP_SHIFT]
     say("building with -c opt: %s" % " ".join(targets))
     command = (["bazel"] + startup + ["build", "-c", "opt", "--symlink_prefix=/"] + targets)
     result = subprocess.run(command, cwd=workspace, stdout=subprocess.PIPE,
@@ -212,6 +213,9 @@ def build(workspace):
     for path in paths.values():
         if not os.access(path, os.X_OK):
             raise Failure("built, but %s is not there" % path)
+    paths["heap_shift"] = path_of(HEAP_SHIFT)
+    if not os.path.isfile(paths["heap_shift"]):
+        raise Failure("built, but %s is not there" % paths["heap_shift"])
     return paths, compile_flags(workspace, startup)
 
 
@@ -256,7 +260,7 @@ def machine_info(workspace, compile_flags_text, pinned):
         versions[package] = run_text(["dpkg-query", "-W", "-f=${Version}", package]) or "?"
     commit = run_text(["git", "-C", workspace, "rev-parse", "--short", "HEAD"]) or "?"
     dirty = run_text(["git", "-C", workspace, "status", "--porcelain", "--", "stages",
-                      "tools/peers", "tools/echo_bench"])
+                      "tools/peers", "tools/echo_bench", "tools/bench/heap_shift.cc"])
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": cpu,
@@ -294,12 +298,18 @@ class Runner:
             return []
         return ["taskset", "-c", str(cpu)]
 
-    def start_server(self, name):
+    def start_server(self, name, shift=0):
+        """Starts `name` on a free port, its heap moved by `shift` bytes."""
         err_path = os.path.join(self.workdir, "%s.stderr" % name)
         err = open(err_path, "w")
         command = self.pin(self.server_cpu) + [self.paths[name], "--host", "127.0.0.1",
                                                "--port", "0", "--quiet"]
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=err)
+        env = None
+        if shift:
+            env = dict(os.environ, ECHO_LADDER_HEAP_SHIFT=str(shift))
+            env["LD_PRELOAD"] = " ".join(
+                p for p in (self.paths["heap_shift"], os.environ.get("LD_PRELOAD")) if p)
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=err, env=env)
         err.close()
         process.err_path = err_path
         line = self.syscount.read_line(process.stdout, SERVER_START_TIMEOUT_S)
@@ -371,9 +381,10 @@ class Runner:
                                              or result.stderr.strip()[-300:]))
         return report
 
-    def traffic_run(self, name, connections, size, pipeline=1, messages=None):
-        """One run against a fresh server; the numbers of one cell run."""
-        process = self.start_server(name)
+    def traffic_run(self, name, connections, size, pipeline=1, messages=None, shift=0):
+        """One run against a fresh server, its heap moved by `shift` bytes; the
+        numbers of one cell run."""
+        process = self.start_server(name, shift)
         sampler = CpuSampler(process.pid)
         try:
             sampler.start()
@@ -586,6 +597,17 @@ def scenarios(config):
     return out
 
 
+def heap_shift(r, runs):
+    """Bytes by which round r of `runs` moves every server's heap
+    (tools/bench/heap_shift.cc): the rounds spread evenly over a 4 KiB page, so
+    that a cell's median is taken over several placements of the servers' buffers
+    within their pages instead of the one its command line happens to give (see
+    docs/decisions.md, "Comparing 05 with the peers"). A multiple of 16; 0 or at
+    least 32, the smallest block glibc's malloc hands out."""
+    shift = 16 * round(r * 256 / runs) % 4096
+    return 32 if shift == 16 else shift
+
+
 def round_order(servers, r):
     """The servers in the order round r runs them: round 0 in the listed order,
     every later round shuffled (the same shuffle every time bench_all runs), so
@@ -614,13 +636,16 @@ def run_matrix(runner, servers, config, results):
                     continue
                 if len(cell["errors"]) >= 2 and not cell["runs"]:
                     continue  # failed twice: do not spend the time again
+                shift = heap_shift(r, config["runs"])
                 try:
-                    run = runner.traffic_run(name, connections, size, pipeline, messages)
+                    run = runner.traffic_run(name, connections, size, pipeline, messages,
+                                             shift)
                 except (Failure, OSError) as failure:  # OSError: e.g. a reset
                     cell["errors"].append(str(failure))
                     say("%s %s run %d: FAILED: %s" % (name, key, r + 1, failure))
                     continue
                 run["round"] = r
+                run["heap_shift"] = shift
                 cell["runs"].append(run)
                 say("%s %s run %d/%d: %s msg/s, %.1f MB/s, p99 %s, %.2f us CPU/msg"
                     % (name, key, r + 1, config["runs"],
@@ -677,7 +702,7 @@ def summarize(cell):
     """The median of every number over the successful runs."""
     if not cell["runs"]:
         return
-    keys = [k for k in cell["runs"][0].keys() if k != "round"]
+    keys = [k for k in cell["runs"][0].keys() if k not in ("round", "heap_shift")]
     cell["median"] = {k: median([r[k] for r in cell["runs"]]) for k in keys}
 
 
@@ -1064,6 +1089,11 @@ def write_markdown(path, results, servers, charts, images_rel):
       "server once, in an order shuffled each round) |"
       % (config["runs"], "" if config["runs"] == 1 else "s", config["duration_s"],
          config.get("stream_duration_s", config["duration_s"]), config["warmup_s"]))
+    if meta.get("heap_shifts"):
+        w("| heap layout | each round starts every server with its heap moved by the "
+          "same number of bytes (`tools/bench/heap_shift.cc`, preloaded), a different "
+          "number each round: %s; a median is over several placements of the buffers "
+          "within their pages |" % ", ".join("{:,}".format(b) for b in meta["heap_shifts"]))
     # The load average counts runnable threads: 01_threads' idle cells (the last
     # cells run) add up to 10,000 of them, so a high value at the end is bench_all's.
     own = ("; the end includes 01_threads' %s idle threads" % "{:,}".format(
@@ -1187,9 +1217,11 @@ def write_markdown(path, results, servers, charts, images_rel):
       "its first byte sent to its last byte echoed). One loopback connection streaming "
       "runs in a fast or a slow state, so this window is longer than the ping-pong "
       "ones. Which state a server that reads until drained mostly lands in depends "
-      "largely on where its buffer happens to sit in its memory page, an accident of "
-      "its heap layout (see [Decisions](decisions.md), \"Comparing 05 with the peers\"): "
-      "the 16 KiB column compares buffer placements as well as designs."
+      "largely on where its buffer sits within its memory page, which its heap layout "
+      "decides, the same on every start of one command line: each round moves every "
+      "server's heap by a different number of bytes (Machine: heap layout), so each "
+      "median here is over several placements, not one accident of layout (see "
+      "[Decisions](decisions.md), \"Comparing 05 with the peers\")."
       % (config["pipeline"], config["pipeline"],
          config.get("stream_duration_s", config["duration_s"])))
     w("")
@@ -1380,6 +1412,7 @@ def main(argv):
               else "not pinned (fewer than 2 cores)")
     meta = machine_info(workspace, flags, pinned)
     meta["quick"] = args.quick
+    meta["heap_shifts"] = [heap_shift(r, config["runs"]) for r in range(config["runs"])]
     say("machine: %s, %d cores, kernel %s; load %s" % (
         meta["cpu"], meta["cores"], meta["kernel"], " ".join(meta["loadavg_start"])))
     say("writing to %s" % out_dir)
