@@ -23,7 +23,8 @@ The matrix (see docs/tools.md for how each number is measured):
   - server RSS with 1,000 and 10,000 idle connections.
 Each throughput cell is the median of several runs (5, idle cells 3; 1 with
 --quick), each against a fresh server, with server and client pinned to
-different cores.
+different cores. The runs go in rounds; each round moves every server's heap by
+the same number of bytes, a different number each round (heap_shift below).
 
 Environment:
     BAZEL_STARTUP_OPTS  startup options for the nested bazel commands. Under
