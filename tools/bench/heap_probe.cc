@@ -10,6 +10,8 @@ int main() {
   if (block == nullptr) return 1;
 #if defined(__SANITIZE_ADDRESS__)
   const char* allocator = "asan";
+#elif defined(__SANITIZE_THREAD__)
+  const char* allocator = "tsan";
 #else
   const char* allocator = "glibc";
 #endif

@@ -20,11 +20,11 @@ offset() {  # offset [SHIFT]: the probe's block offset, preloaded when SHIFT is 
 }
 
 allocator="$("$probe")"
-allocator="${allocator% *}"  # "glibc" or "asan": which malloc the probe has
+allocator="${allocator% *}"  # "glibc", "asan" or "tsan": which malloc the probe has
 base="$(offset)"
 echo "without the preload: $allocator allocator, block at offset $base"
-if [[ "$allocator" == asan ]]; then
-  # AddressSanitizer replaces malloc with its own size-class allocator, which one
+if [[ "$allocator" != glibc ]]; then
+  # A sanitizer replaces malloc with its own size-class allocator, which one
   # block does not move; bench_all measures -c opt builds, never this. What still
   # holds: the preloaded process runs and prints its block. (ASan insists on
   # being first in the library list; a preload before it is allowed here.)
@@ -33,7 +33,7 @@ if [[ "$allocator" == asan ]]; then
     got="$(offset "$shift")"
     [[ "$got" =~ ^[0-9]+$ ]] || { echo "FAIL: shift $shift: probe printed '$got'"; exit 1; }
   done
-  echo "asan build: the probe runs preloaded; offsets are not checked (see above)"
+  echo "$allocator build: the probe runs preloaded; offsets are not checked (see above)"
   exit 0
 fi
 
