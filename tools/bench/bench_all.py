@@ -605,7 +605,7 @@ def heap_shift(r, runs):
     within their pages instead of the one its command line happens to give (see
     docs/decisions.md, "Comparing 05 with the peers"). A multiple of 16; 0 or at
     least 32, the smallest block glibc's malloc hands out."""
-    shift = 16 * round(r * 256 / runs) % 4096
+    shift = (16 * round(r * 256 / runs)) % 4096
     return 32 if shift == 16 else shift
 
 
@@ -1091,8 +1091,8 @@ def write_markdown(path, results, servers, charts, images_rel):
       % (config["runs"], "" if config["runs"] == 1 else "s", config["duration_s"],
          config.get("stream_duration_s", config["duration_s"]), config["warmup_s"]))
     if meta.get("heap_shifts"):
-        w("| heap layout | each round starts every server with its heap moved by the "
-          "same number of bytes (`tools/bench/heap_shift.cc`, preloaded), a different "
+        w("| heap layout | in the traffic cells, each round starts every server with "
+          "its heap moved by the same number of bytes (`tools/bench/heap_shift.cc`, preloaded), a different "
           "number each round: %s; a median is over several placements of the buffers "
           "within their pages |" % ", ".join("{:,}".format(b) for b in meta["heap_shifts"]))
     # The load average counts runnable threads: 01_threads' idle cells (the last

@@ -14,7 +14,7 @@
 // later block starts that many bytes further on. glibc rounds a request of n
 // bytes to a chunk of max(32, n + 8 rounded up to 16) bytes, so asking for
 // shift - 8 moves what follows by exactly `shift`, a multiple of 16, >= 32.
-// Anything else (unset, 0, malformed) leaves the heap alone.
+// Anything else (unset, 0, malformed, above 65,536) leaves the heap alone.
 #include <cstdlib>
 
 namespace {
