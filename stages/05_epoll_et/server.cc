@@ -31,7 +31,7 @@ constexpr char kAbout[] =
     "Stage 05_epoll_et: edge-triggered epoll, registered once, drained on every edge.";
 constexpr int kMaxEvents = 256;         // events taken per epoll_wait
 constexpr int kAcceptBackstopMs = 100;  // retry a paused listener at least this often
-constexpr int kReadsPerTurn = 32;  // buffer-fulls per connection per turn (fairness)
+constexpr int kReadsPerTurn = 1;        // buffer-fulls per connection per turn (README)
 // Registered once at accept: everything a connection will ever wait for.
 constexpr std::uint32_t kInterest = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
 

@@ -83,8 +83,8 @@ FULL = {
     "runs": 5,
     "duration_s": 1.5,        # measured window of each duration-mode run
     # Streaming on one loopback connection settles, for a second or so at a time, in
-    # a fast or a slow state (about 1,300 or 1,000 MB/s here, for servers that read
-    # until drained; see docs/decisions.md): a longer window averages over both.
+    # a fast or a slow state (about 1,300 or 1,000 MB/s here, most of all for servers
+    # that read until drained; see docs/decisions.md): a longer window averages over both.
     "stream_duration_s": 3.0,
     "warmup_s": 0.5,
     "pipeline": 16,           # streaming: 16 KiB messages in flight
@@ -1217,7 +1217,7 @@ def write_markdown(path, results, servers, charts, images_rel):
       "one 64 MiB message (`--size 64M --messages 1`: MB/s is 64 MiB over the time from "
       "its first byte sent to its last byte echoed). One loopback connection streaming "
       "runs in a fast or a slow state, so this window is longer than the ping-pong "
-      "ones. Which state a server that reads until drained lands in can depend on "
+      "ones. Which state a server lands in can depend on "
       "where its buffer sits within its memory page, which its heap layout decides, "
       "the same on every start of one command line: each round moves every "
       "server's heap by a different number of bytes (Machine: heap layout), so each "
