@@ -1049,6 +1049,31 @@ def check_targets(results, servers):
     return out
 
 
+def ratio_table(w, cells, servers, stages, notes, groups, best_label, fmt_best,
+                lower_is_better=False):
+    """Writes a table with a column per (cell key, field, title) in `groups`: a first
+    row naming the best peer of each cell (fmt_best(value, field) formats its value),
+    then each stage's ratio to it, or why the stage has none."""
+    w("| stage | " + " | ".join(g[2] for g in groups) + " |")
+    w("|---|" + "---:|" * len(groups))
+    row = [best_label]
+    for key, field, _ in groups:
+        best = best_peer(cells.get(key, {}), field, servers, lower_is_better)
+        row.append("-" if not best else "%s %s" % (best[0], fmt_best(best[1], field)))
+    w("| " + " | ".join(row) + " |")
+    for name in stages:
+        notes.new_row()
+        row = [name]
+        for key, field, _ in groups:
+            cell = cells.get(key, {}).get(name)
+            if cell is None or "median" not in cell:
+                row.append(cell_value(cell, field, str, notes))
+            else:
+                row.append(fmt_ratio(ratio(cells.get(key, {}), name, field, servers,
+                                           lower_is_better)))
+        w("| " + " | ".join(row) + " |")
+
+
 def write_markdown(path, results, servers, charts, images_rel):
     meta = results["meta"]
     cells = results["cells"]
@@ -1056,6 +1081,12 @@ def write_markdown(path, results, servers, charts, images_rel):
     notes = Notes()
     out = []
     w = out.append
+
+    def chart(name, alt):
+        """Embeds chart `name`, if it was drawn, then a blank line."""
+        if name in charts:
+            w("![%s](%s/%s)" % (alt, images_rel, charts[name]))
+            w("")
 
     w("# Results: the ladder and its peers, measured")
     w("")
@@ -1126,25 +1157,9 @@ def write_markdown(path, results, servers, charts, images_rel):
               for c in PINGPONG_CONNECTIONS]
     groups += [("stream_16k", "mb_per_s", "16 KiB stream"),
                ("transfer_64m", "mb_per_s", "64 MiB")]
-    w("| stage | " + " | ".join(g[2] for g in groups) + " |")
-    w("|---|" + "---:|" * len(groups))
-    row = ["**best peer**"]
-    for key, field, _ in groups:
-        best = best_peer(cells.get(key, {}), field, servers)
-        row.append("-" if not best else "%s %s" % (
-            best[0], fmt_int(best[1]) if field == "messages_per_s" else
-            fmt_num(best[1], 0) + " MB/s"))
-    w("| " + " | ".join(row) + " |")
-    for name in stages:
-        notes.new_row()
-        row = [name]
-        for key, field, _ in groups:
-            cell = cells.get(key, {}).get(name)
-            if cell is None or "median" not in cell:
-                row.append(cell_value(cell, field, str, notes))
-            else:
-                row.append(fmt_ratio(ratio(cells.get(key, {}), name, field, servers)))
-        w("| " + " | ".join(row) + " |")
+    ratio_table(w, cells, servers, stages, notes, groups, "**best peer**",
+                lambda v, field: fmt_int(v) if field == "messages_per_s"
+                else fmt_num(v, 0) + " MB/s")
     w("")
     w("The same, for the server's CPU time per message: each stage's divided by that "
       "of the most frugal peer in the cell. Below 1.00x the stage spends less CPU per "
@@ -1152,28 +1167,11 @@ def write_markdown(path, results, servers, charts, images_rel):
       "columns below), the client or the shared machine set the pace, and this "
       "comparison says more about the server than messages/s does.")
     w("")
-    w("| stage | " + " | ".join(g[2] for g in groups) + " |")
-    w("|---|" + "---:|" * len(groups))
-    row = ["**most frugal peer**"]
-    for key, _, _ in groups:
-        best = best_peer(cells.get(key, {}), "cpu_us_per_message", servers, True)
-        row.append("-" if not best else "%s %s" % (best[0], fmt_cpu(best[1])))
-    w("| " + " | ".join(row) + " |")
-    for name in stages:
-        notes.new_row()
-        row = [name]
-        for key, _, _ in groups:
-            cell = cells.get(key, {}).get(name)
-            if cell is None or "median" not in cell:
-                row.append(cell_value(cell, "cpu_us_per_message", str, notes))
-            else:
-                row.append(fmt_ratio(ratio(cells.get(key, {}), name, "cpu_us_per_message",
-                                           servers, True)))
-        w("| " + " | ".join(row) + " |")
+    cpu_groups = [(key, "cpu_us_per_message", title) for key, _, title in groups]
+    ratio_table(w, cells, servers, stages, notes, cpu_groups, "**most frugal peer**",
+                lambda v, field: fmt_cpu(v), lower_is_better=True)
     w("")
-    if "pingpong" in charts:
-        w("![Ping-pong messages per second](%s/%s)" % (images_rel, charts["pingpong"]))
-        w("")
+    chart("pingpong", "Ping-pong messages per second")
 
     w("## Ping-pong, 64-byte messages")
     w("")
@@ -1206,10 +1204,8 @@ def write_markdown(path, results, servers, charts, images_rel):
                 cell_value(cell, "peak_rss_kib", fmt_kib, notes),
                 fmt_ratio(r) if cell and "median" in cell else "-"))
     w("")
-    for chart, alt in (("latency", "p99 latency"), ("cpu", "CPU per message")):
-        if chart in charts:
-            w("![Ping-pong %s](%s/%s)" % (alt, images_rel, charts[chart]))
-            w("")
+    chart("latency", "Ping-pong p99 latency")
+    chart("cpu", "Ping-pong CPU per message")
 
     w("## Streaming on one connection")
     w("")
@@ -1245,9 +1241,7 @@ def write_markdown(path, results, servers, charts, images_rel):
             cell_value(big, "window_s", lambda v: "-" if v is None else "%.3f s" % v, notes),
             fmt_ratio(ratio(cells.get("transfer_64m", {}), name, "mb_per_s", servers))))
     w("")
-    if "streaming" in charts:
-        w("![Streaming MB/s](%s/%s)" % (images_rel, charts["streaming"]))
-        w("")
+    chart("streaming", "Streaming MB/s")
 
     w("## System calls per message")
     w("")
@@ -1279,9 +1273,7 @@ def write_markdown(path, results, servers, charts, images_rel):
                 values[-1] = "**%s**" % values[-1]
             w("| %s | %s |" % (name, " | ".join(values)))
     w("")
-    if "syscalls" in charts:
-        w("![System calls per message](%s/%s)" % (images_rel, charts["syscalls"]))
-        w("")
+    chart("syscalls", "System calls per message")
 
     w("## Memory: RSS per idle connection")
     w("")
@@ -1307,9 +1299,7 @@ def write_markdown(path, results, servers, charts, images_rel):
             cell_value(b, "per_connection_kib", lambda v: "%.1f KiB" % v, notes),
             cell_value(b, "threads", fmt_int, notes)))
     w("")
-    if "memory" in charts:
-        w("![RSS per idle connection](%s/%s)" % (images_rel, charts["memory"]))
-        w("")
+    chart("memory", "RSS per idle connection")
 
     w("## Notes")
     w("")
