@@ -29,11 +29,11 @@ inline constexpr seconds kLongWait{60};
 inline constexpr seconds kShortWait{10};
 
 // Sanitizer builds (--config=asan, --config=tsan) run the same assertions, with
-// allowances: timing bounds are multiplied by kSlowdown (5 for ASan; 10 for
-// TSan, which makes thread creation and every memory access many times slower),
-// and memory-growth bounds get kSanitizerMemorySlack (ASan keeps freed memory in
-// quarantine, so RSS does not drop back after frees). Leaks are still caught, by
-// LeakSanitizer.
+// three allowances. Two are here: timing bounds are multiplied by kSlowdown (5
+// for ASan; 10 for TSan, which makes thread creation and every memory access many
+// times slower), and memory-growth bounds get kSanitizerMemorySlack (ASan keeps
+// freed memory in quarantine, so RSS does not drop back after frees). Leaks are
+// still caught, by LeakSanitizer.
 #if defined(__SANITIZE_THREAD__)
 inline constexpr bool kSanitized = true;
 inline constexpr int kSlowdown = 10;
