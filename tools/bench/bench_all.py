@@ -49,7 +49,6 @@ import select
 import shlex
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -106,7 +105,9 @@ QUICK = {
 STALL_TIMEOUT_S = 10       # echo_bench --stall-timeout
 SERVER_START_TIMEOUT_S = 10
 SERVER_STOP_TIMEOUT_S = 20
-IDLE_SETTLE_S = 0.5
+IDLE_SETTLE_S = 0.5        # after echo_bench says its hold began, before reading RSS
+IDLE_HOLD_S = 2            # echo_bench --hold: settle, read the RSS, then close
+IDLE_CONNECT_TIMEOUT_S = 120  # for all idle clients to connect and echo
 
 
 def cannot_run(server, scenario, connections):
@@ -448,22 +449,44 @@ class Runner:
 
     def idle_run(self, name, connections):
         """RSS of a fresh server before and after `connections` clients connect, each
-        echo one 64-byte message and then sit idle."""
+        echo one 64-byte message and then sit idle: echo_bench --hold, whose stderr
+        says when the hold has begun."""
         process = self.start_server(name)
+        client = None
         try:
             time.sleep(0.1)
             before = proc_status(process.pid)
-            clients = hold_idle_clients(process.port, connections, self.client_cpu)
+            command = self.pin(self.client_cpu) + [
+                self.paths["echo_bench"], "--host", "127.0.0.1", "--port",
+                str(process.port), "--connections", str(connections), "--size", "64",
+                "--messages", str(connections), "--hold", str(IDLE_HOLD_S),
+                "--stall-timeout", str(STALL_TIMEOUT_S), "--json"]
+            client = subprocess.Popen(command, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE)
+            line = self.syscount.read_line(client.stderr, IDLE_CONNECT_TIMEOUT_S) or ""
+            if not line.startswith("echo_bench: holding %d connections" % connections):
+                self.kill(client)
+                raise Failure("echo_bench did not hold %d idle connections (got %r): %s"
+                              % (connections, line, self.client_error(client)))
+            time.sleep(IDLE_SETTLE_S)
+            if process.poll() is not None:
+                raise Failure("%s died (status %d) holding idle connections: %s"
+                              % (name, process.returncode, self.stderr_tail(process)))
+            after = proc_status(process.pid)
+            if client.poll() is not None:  # the RSS may have been read after the hold
+                raise Failure("echo_bench's hold ended before %s's RSS was read: %s"
+                              % (name, self.client_error(client)))
             try:
-                time.sleep(IDLE_SETTLE_S)
-                if process.poll() is not None:
-                    raise Failure("%s died (status %d) holding idle connections: %s"
-                                  % (name, process.returncode, self.stderr_tail(process)))
-                after = proc_status(process.pid)
-            finally:
-                for s in clients:
-                    s.close()
+                out, _ = client.communicate(timeout=IDLE_HOLD_S + 4 * STALL_TIMEOUT_S + 60)
+            except subprocess.TimeoutExpired:
+                raise Failure("echo_bench did not close its idle connections in time")
+            report = json.loads(out.decode() or "{}")
+            if client.returncode != 0 or not report.get("ok"):
+                raise Failure("echo_bench holding idle connections: %s"
+                              % (report.get("error") or "exit %d" % client.returncode))
         except BaseException:
+            if client is not None:
+                self.kill(client)
             self.kill(process)
             raise
         self.stop_server(name, process)
@@ -473,6 +496,14 @@ class Runner:
             "threads": after.get("Threads"),
             "per_connection_kib": (after["VmRSS"] - before["VmRSS"]) / connections,
         }
+
+    @staticmethod
+    def client_error(client):
+        """The end of what a finished (or killed) echo_bench wrote on stderr."""
+        if client.poll() is None:
+            return ""
+        text = client.stderr.read().decode(errors="replace").strip()
+        return text[-300:]
 
 
 class CpuSampler:
@@ -521,65 +552,6 @@ class CpuSampler:
 
     def between(self, t0, t1):
         return self.at(t1) - self.at(t0)
-
-
-def hold_idle_clients(port, count, cpu, batch=256, timeout_s=60):
-    """Opens `count` connections (at most `batch` connecting at a time); each sends
-    64 bytes and reads them back (so the server has accepted and served it), then
-    stays open and idle. Returns the sockets; the caller closes them."""
-    import selectors
-    old_affinity = os.sched_getaffinity(0)
-    if cpu is not None:
-        os.sched_setaffinity(0, {cpu})
-    sel = selectors.EpollSelector()
-    socks, done = [], 0
-    payload = bytes(range(64))
-    state = {}  # socket -> bytes echoed so far
-    deadline = time.monotonic() + timeout_s
-    try:
-        started = 0
-        while done < count:
-            while started < count and started - done < batch:
-                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                s.setblocking(False)
-                err = s.connect_ex(("127.0.0.1", port))
-                if err not in (0, 115):  # 115: EINPROGRESS
-                    s.close()
-                    raise Failure("idle client %d: connect: %s" % (started, os.strerror(err)))
-                socks.append(s)
-                state[s] = None  # connecting
-                sel.register(s, selectors.EVENT_WRITE)
-                started += 1
-            if time.monotonic() > deadline:
-                raise Failure("idle clients: only %d of %d connected and echoed within %d s"
-                              % (done, count, timeout_s))
-            for key, _ in sel.select(timeout=1.0):
-                s = key.fileobj
-                if state[s] is None:
-                    err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-                    if err:
-                        raise Failure("idle client: connect: %s" % os.strerror(err))
-                    s.sendall(payload)  # 64 bytes fit in any empty send buffer
-                    state[s] = b""
-                    sel.modify(s, selectors.EVENT_READ)
-                    continue
-                data = s.recv(64)
-                if not data:
-                    raise Failure("idle client: the server closed the connection")
-                state[s] += data
-                if len(state[s]) >= 64:
-                    if state[s] != payload:
-                        raise Failure("idle client: wrong echo")
-                    sel.unregister(s)
-                    done += 1
-        return socks
-    except BaseException:
-        for s in socks:
-            s.close()
-        raise
-    finally:
-        sel.close()
-        os.sched_setaffinity(0, old_affinity)
 
 
 # ---- The matrix ---------------------------------------------------------------
@@ -1277,12 +1249,15 @@ def write_markdown(path, results, servers, charts, images_rel):
 
     w("## Memory: RSS per idle connection")
     w("")
-    w("A fresh server's RSS (`VmRSS`) is read, then N clients connect, each echoes one "
-      "64-byte message (so the server has accepted and served it) and then sits idle; "
+    w("A fresh server's RSS (`VmRSS`) is read, then N clients connect (`echo_bench "
+      "--connections N --messages N --hold %g`), each echoes one 64-byte message (so the "
+      "server has accepted and served it) and then sits idle; %g s after echo_bench says "
+      "that its hold has begun, RSS is read again: "
       "per connection = (RSS with N idle - RSS before) / N. Every server's buffer is "
       "%d KiB (`--buffer-size` default); pages of it that were never written need not "
       "be resident. Median of %d run%s."
-      % (BUFFER_SIZE // 1024, config["idle_runs"], "" if config["idle_runs"] == 1 else "s"))
+      % (IDLE_HOLD_S, IDLE_SETTLE_S, BUFFER_SIZE // 1024, config["idle_runs"],
+         "" if config["idle_runs"] == 1 else "s"))
     w("")
     w("| server | RSS at start | RSS, 1,000 idle | per connection | RSS, 10,000 idle | "
       "per connection | threads, 10,000 idle |")
@@ -1378,7 +1353,8 @@ def main(argv):
         render(results, results["servers"], out_dir)
         return 0
 
-    # 10,000 idle clients are sockets of this process.
+    # The servers and echo_bench inherit the limit (both raise their own soft limit
+    # too); 10,000 connections need the hard limit above it.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

@@ -70,10 +70,12 @@ struct Connection {
 
 class Bench {
  public:
-  Bench(const Config& config, const Address& address, Report& report)
+  Bench(const Config& config, const Address& address, Report& report,
+        const HoldStarted& hold_started)
       : config_(config),
         address_(address),
         report_(report),
+        hold_started_(hold_started),
         count_(config.connections),
         size_(config.size),
         pipeline_(config.pipeline),
@@ -132,6 +134,7 @@ class Bench {
   const Config& config_;
   const Address& address_;
   Report& report_;
+  const HoldStarted& hold_started_;
   const std::uint64_t count_;
   const std::uint64_t size_;
   const std::uint64_t pipeline_;
@@ -487,6 +490,10 @@ void Bench::finish(Connection& c, std::int64_t now) {
   if (++held_ == count_) {
     hold_start_ = now;
     hold_end_ = now + hold_ns_;
+    if (hold_started_) {
+      if (progress_) std::fprintf(stderr, "\r\x1b[K");  // a clean line for it
+      hold_started_(count_);
+    }
   }
 }
 
@@ -730,8 +737,9 @@ bool fit_connections(const Config& config, std::string& error) {
   return true;
 }
 
-bool run_bench(const Config& config, const Address& address, Report& report) {
-  Bench bench(config, address, report);
+bool run_bench(const Config& config, const Address& address, Report& report,
+               const HoldStarted& hold_started) {
+  Bench bench(config, address, report, hold_started);
   return bench.run();
 }
 

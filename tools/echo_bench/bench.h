@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "tools/echo_bench/flags.h"
@@ -51,8 +52,13 @@ struct Report {
   std::string error;  // the first failure, e.g. "connection 3: byte at offset ..."
 };
 
+// Called once, with --hold, when the last connection has finished its messages and
+// the hold begins: every connection is then open, echoed and idle.
+using HoldStarted = std::function<void(std::uint64_t connections)>;
+
 // Connects, sends, verifies, closes. False on any failure (report.error says what);
 // the report holds what was measured up to then.
-bool run_bench(const Config& config, const Address& address, Report& report);
+bool run_bench(const Config& config, const Address& address, Report& report,
+               const HoldStarted& hold_started = nullptr);
 
 }  // namespace echo_bench

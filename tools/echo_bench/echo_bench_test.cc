@@ -251,20 +251,25 @@ Config config_for(std::uint16_t port) {
   return c;
 }
 
-bool run_against(const Config& config, Report& report) {
+bool run_against(const Config& config, Report& report,
+                 const HoldStarted& hold_started = nullptr) {
   Address address;
   std::string error;
   if (!resolve(config, address, error)) {
     ADD_FAILURE() << error;
     return false;
   }
-  return run_bench(config, address, report);
+  return run_bench(config, address, report, hold_started);
 }
 
 TEST(RunBench, VerifiesEveryMessageOfACorrectEcho) {
   FakeServer server(2, [](int fd) { echo(fd); });
   Report r;
-  ASSERT_TRUE(run_against(config_for(server.port()), r)) << r.error;
+  int announced = 0;  // no --hold: no hold to announce
+  ASSERT_TRUE(run_against(config_for(server.port()), r, [&](std::uint64_t) {
+    ++announced;
+  })) << r.error;
+  EXPECT_EQ(announced, 0);
   EXPECT_EQ(r.messages_verified, 50u);
   EXPECT_EQ(r.bytes_verified, 50u * 100u);
   EXPECT_EQ(r.errors, 0u);
@@ -354,7 +359,19 @@ TEST(RunBench, HoldKeepsEveryConnectionOpenAndIdleThenClosesCleanly) {
   config.messages = 6;
   config.hold_s = 0.5;
   Report r;
-  ASSERT_TRUE(run_against(config, r)) << r.error;
+  // The hold announces itself once, when every message has been echoed.
+  int announced = 0;
+  std::uint64_t announced_connections = 0;
+  std::uint64_t verified_then = 0;
+  const auto hold_started = [&](std::uint64_t connections) {
+    ++announced;
+    announced_connections = connections;
+    verified_then = r.messages_verified;
+  };
+  ASSERT_TRUE(run_against(config, r, hold_started)) << r.error;
+  EXPECT_EQ(announced, 1);
+  EXPECT_EQ(announced_connections, 3u);
+  EXPECT_EQ(verified_then, 6u);
   EXPECT_EQ(r.messages_verified, 6u);
   EXPECT_GE(r.held_ns, 500'000'000);
   EXPECT_LT(r.held_ns, 5'000'000'000);

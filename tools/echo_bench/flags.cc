@@ -203,8 +203,8 @@ stall.
   --hold S              once every connection has finished its messages, keep
                         them all open and idle for S seconds before closing
                         (e.g. to read the server's memory per idle connection);
-                        the server must neither send nor close meanwhile
-                        (default 0)
+                        the server must neither send nor close meanwhile; a
+                        line on stderr says when the hold begins (default 0)
   --json                print one JSON object on stdout instead of the report
   --help                print this help
 

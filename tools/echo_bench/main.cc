@@ -203,7 +203,15 @@ int main(int argc, char** argv) {
   }
 
   Report report;
-  const bool ok = echo_bench::run_bench(config, address, report);
+  // One line when a hold begins, terminal or not: a script that reads the server's
+  // memory while the connections are idle (bench_all does) waits for it.
+  const auto hold_started = [&](std::uint64_t connections) {
+    std::fprintf(stderr, "%s: holding %llu connections open and idle for %g s\n",
+                 program.c_str(), static_cast<unsigned long long>(connections),
+                 config.hold_s);
+    std::fflush(stderr);
+  };
+  const bool ok = echo_bench::run_bench(config, address, report, hold_started);
   if (config.json) {
     print_json(config, address, report, ok);
   } else {
