@@ -75,6 +75,11 @@ EVENT_STAGES = ("02_poll", "03_epoll_lt", "04_epoll_mod", "05_epoll_et")
 BUFFER_SIZE = 16 * 1024  # every server's default --buffer-size
 
 PINGPONG_CONNECTIONS = (1, 100, 1000, 10000)
+# One more ping-pong cell: 100 busy connections among a crowd of idle ones, the
+# case a poll() loop pays for (it hands the kernel every fd on every call and then
+# scans them all) and epoll does not (it reports the ready ones only).
+CROWD_KEY = "pingpong_crowd"
+CROWD_BUSY = 100
 SYSCALL_CONNECTIONS = (50, 1)
 IDLE_CONNECTIONS = (1000, 10000)
 
@@ -90,6 +95,8 @@ FULL = {
     "syscall_messages": {50: 5000, 1: 2000},  # N; the second run sends 2N
     "idle_runs": 3,
     "idle_connections": IDLE_CONNECTIONS,
+    "crowd_idle": 10000,      # idle connections around the crowd cell's busy ones
+    "crowd_runs": 3,          # the crowd cell's runs (rounds 1-3 of the traffic cells)
 }
 QUICK = {
     "runs": 1,
@@ -100,13 +107,15 @@ QUICK = {
     "syscall_messages": {50: 1000, 1: 500},
     "idle_runs": 1,
     "idle_connections": (1000,),  # 10,000 idle clients take a while to connect
+    "crowd_idle": 1000,
+    "crowd_runs": 1,
 }
 
 STALL_TIMEOUT_S = 10       # echo_bench --stall-timeout
 SERVER_START_TIMEOUT_S = 10
 SERVER_STOP_TIMEOUT_S = 20
 IDLE_SETTLE_S = 0.5        # after echo_bench says its hold began, before reading RSS
-IDLE_HOLD_S = 2            # echo_bench --hold: settle, read the RSS, then close
+IDLE_HOLD_S = 600          # echo_bench --hold; SIGTERM ends it once it has served
 IDLE_CONNECT_TIMEOUT_S = 120  # for all idle clients to connect and echo
 
 
@@ -383,12 +392,16 @@ class Runner:
                                              or result.stderr.strip()[-300:]))
         return report
 
-    def traffic_run(self, name, connections, size, pipeline=1, messages=None, shift=0):
-        """One run against a fresh server, its heap moved by `shift` bytes; the
-        numbers of one cell run."""
+    def traffic_run(self, name, connections, size, pipeline=1, messages=None, shift=0,
+                    idle=0):
+        """One run against a fresh server, its heap moved by `shift` bytes, with `idle`
+        more connections held open and idle all along; the numbers of one cell run."""
         process = self.start_server(name, shift)
         sampler = CpuSampler(process.pid)
+        crowd = None
         try:
+            if idle:
+                crowd = self.start_crowd(process.port, idle)
             sampler.start()
             started = time.monotonic()
             try:
@@ -402,7 +415,11 @@ class Runner:
             finally:
                 sampler.stop()
             status = proc_status(process.pid)
+            if crowd is not None:
+                self.end_crowd(crowd)
         except BaseException:
+            if crowd is not None:
+                self.kill(crowd)
             self.kill(process)
             raise
         self.stop_server(name, process)
@@ -447,46 +464,67 @@ class Runner:
             per[row] = 0.0 if abs(value) < 0.005 else round(value, 3)
         return {"messages": [n, 2 * n], "per_message": per}
 
+    def start_crowd(self, port, connections):
+        """echo_bench (pinned to the client core) holding `connections` connections
+        to the server open and idle, each after echoing one 64-byte message; returns
+        once echo_bench's stderr says that its hold has begun."""
+        command = self.pin(self.client_cpu) + [
+            self.paths["echo_bench"], "--host", "127.0.0.1", "--port", str(port),
+            "--connections", str(connections), "--size", "64",
+            "--messages", str(connections), "--hold", str(IDLE_HOLD_S),
+            "--stall-timeout", str(STALL_TIMEOUT_S), "--json"]
+        crowd = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        line = self.syscount.read_line(crowd.stderr, IDLE_CONNECT_TIMEOUT_S) or ""
+        if not line.startswith("echo_bench: holding %d connections" % connections):
+            self.kill(crowd)
+            raise Failure("echo_bench did not hold %d idle connections (got %r): %s"
+                          % (connections, line, self.crowd_error(crowd)))
+        return crowd
+
+    def end_crowd(self, crowd):
+        """Ends the hold with SIGTERM (every connection closes cleanly) and checks
+        that no idle connection was closed or sent anything meanwhile."""
+        if crowd.poll() is not None:
+            raise Failure("echo_bench's idle connections closed too early: %s"
+                          % self.crowd_error(crowd))
+        crowd.send_signal(signal.SIGTERM)
+        try:
+            out, _ = crowd.communicate(timeout=4 * STALL_TIMEOUT_S + 60)
+        except subprocess.TimeoutExpired:
+            raise Failure("echo_bench did not close its idle connections in time")
+        try:
+            report = json.loads(out.decode() or "{}")
+        except ValueError:
+            report = {}
+        if crowd.returncode != 0 or not report.get("ok"):
+            raise Failure("echo_bench holding idle connections: %s"
+                          % (report.get("error") or "exit %d" % crowd.returncode))
+
+    @staticmethod
+    def crowd_error(crowd):
+        """The end of what a finished (or killed) echo_bench wrote on stderr."""
+        if crowd.poll() is None:
+            return ""
+        return crowd.stderr.read().decode(errors="replace").strip()[-300:]
+
     def idle_run(self, name, connections):
         """RSS of a fresh server before and after `connections` clients connect, each
-        echo one 64-byte message and then sit idle: echo_bench --hold, whose stderr
-        says when the hold has begun."""
+        echo one 64-byte message and then sit idle (echo_bench --hold)."""
         process = self.start_server(name)
-        client = None
+        crowd = None
         try:
             time.sleep(0.1)
             before = proc_status(process.pid)
-            command = self.pin(self.client_cpu) + [
-                self.paths["echo_bench"], "--host", "127.0.0.1", "--port",
-                str(process.port), "--connections", str(connections), "--size", "64",
-                "--messages", str(connections), "--hold", str(IDLE_HOLD_S),
-                "--stall-timeout", str(STALL_TIMEOUT_S), "--json"]
-            client = subprocess.Popen(command, stdout=subprocess.PIPE,
-                                      stderr=subprocess.PIPE)
-            line = self.syscount.read_line(client.stderr, IDLE_CONNECT_TIMEOUT_S) or ""
-            if not line.startswith("echo_bench: holding %d connections" % connections):
-                self.kill(client)
-                raise Failure("echo_bench did not hold %d idle connections (got %r): %s"
-                              % (connections, line, self.client_error(client)))
+            crowd = self.start_crowd(process.port, connections)
             time.sleep(IDLE_SETTLE_S)
             if process.poll() is not None:
                 raise Failure("%s died (status %d) holding idle connections: %s"
                               % (name, process.returncode, self.stderr_tail(process)))
             after = proc_status(process.pid)
-            if client.poll() is not None:  # the RSS may have been read after the hold
-                raise Failure("echo_bench's hold ended before %s's RSS was read: %s"
-                              % (name, self.client_error(client)))
-            try:
-                out, _ = client.communicate(timeout=IDLE_HOLD_S + 4 * STALL_TIMEOUT_S + 60)
-            except subprocess.TimeoutExpired:
-                raise Failure("echo_bench did not close its idle connections in time")
-            report = json.loads(out.decode() or "{}")
-            if client.returncode != 0 or not report.get("ok"):
-                raise Failure("echo_bench holding idle connections: %s"
-                              % (report.get("error") or "exit %d" % client.returncode))
+            self.end_crowd(crowd)
         except BaseException:
-            if client is not None:
-                self.kill(client)
+            if crowd is not None:
+                self.kill(crowd)
             self.kill(process)
             raise
         self.stop_server(name, process)
@@ -496,14 +534,6 @@ class Runner:
             "threads": after.get("Threads"),
             "per_connection_kib": (after["VmRSS"] - before["VmRSS"]) / connections,
         }
-
-    @staticmethod
-    def client_error(client):
-        """The end of what a finished (or killed) echo_bench wrote on stderr."""
-        if client.poll() is None:
-            return ""
-        text = client.stderr.read().decode(errors="replace").strip()
-        return text[-300:]
 
 
 class CpuSampler:
@@ -556,17 +586,31 @@ class CpuSampler:
 
 # ---- The matrix ---------------------------------------------------------------
 
+def pingpong_cells(config):
+    """(key, busy connections, idle connections, title, short title) of every
+    ping-pong cell, in the order they run and are shown."""
+    out = [("pingpong_%d" % c, c, 0, "%s connection%s" % ("{:,}".format(c), "" if c == 1
+                                                           else "s"),
+            "{:,} conn.".format(c)) for c in PINGPONG_CONNECTIONS]
+    idle = config.get("crowd_idle")
+    if idle:
+        out.append((CROWD_KEY, CROWD_BUSY, idle,
+                    "%d busy among %s idle connections" % (CROWD_BUSY, "{:,}".format(idle)),
+                    "%d + {:,} idle".format(idle) % CROWD_BUSY))
+    return out
+
+
 def scenarios(config):
-    """(key, title, connections, size, pipeline, messages) of every traffic cell group,
-    in the order they run; messages None: a duration-mode run."""
+    """(key, title, connections, size, pipeline, messages, idle) of every traffic cell
+    group, in the order they run; messages None: a duration-mode run; idle: more
+    connections held open and idle during the run."""
     out = []
-    for c in PINGPONG_CONNECTIONS:
-        out.append(("pingpong_%d" % c, "ping-pong 64 B, %s connection%s"
-                    % ("{:,}".format(c), "" if c == 1 else "s"), c, 64, 1, None))
+    for key, c, idle, title, _ in pingpong_cells(config):
+        out.append((key, "ping-pong 64 B, " + title, c, 64, 1, None, idle))
     out.append(("stream_16k", "streaming 16 KiB, %d in flight, 1 connection"
-                % config["pipeline"], 1, 16 * 1024, config["pipeline"], None))
+                % config["pipeline"], 1, 16 * 1024, config["pipeline"], None, 0))
     out.append(("transfer_64m", "one 64 MiB message, 1 connection", 1, 64 * 1024 * 1024, 1,
-                1))
+                1, 0))
     return out
 
 
@@ -597,12 +641,13 @@ def run_matrix(runner, servers, config, results):
     # Runs interleave (run 1 of every server, then run 2, ...) so that a change in
     # the shared machine's load hits every server alike; each run records its
     # round, so that ratios can compare runs of the same round (see paired_ratio).
-    for key, title, connections, size, pipeline, messages in scenarios(config):
+    for key, title, connections, size, pipeline, messages, idle in scenarios(config):
         say("== %s" % title)
         for name in servers:
             reason = cannot_run(name, key, connections)
             cells[key][name] = {"runs": [], "errors": [], "na": reason}
-        for r in range(config["runs"]):
+        runs = config["crowd_runs"] if idle else config["runs"]
+        for r in range(runs):
             for name in round_order(servers, r):
                 cell = cells[key][name]
                 if cell["na"]:
@@ -612,7 +657,7 @@ def run_matrix(runner, servers, config, results):
                 shift = heap_shift(r, config["runs"])
                 try:
                     run = runner.traffic_run(name, connections, size, pipeline, messages,
-                                             shift)
+                                             shift, idle)
                 except (Failure, OSError) as failure:  # OSError: e.g. a reset
                     cell["errors"].append(str(failure))
                     say("%s %s run %d: FAILED: %s" % (name, key, r + 1, failure))
@@ -621,7 +666,7 @@ def run_matrix(runner, servers, config, results):
                 run["heap_shift"] = shift
                 cell["runs"].append(run)
                 say("%s %s run %d/%d: %s msg/s, %.1f MB/s, p99 %s, %.2f us CPU/msg"
-                    % (name, key, r + 1, config["runs"],
+                    % (name, key, r + 1, runs,
                        "{:,.0f}".format(run["messages_per_s"]), run["mb_per_s"],
                        fmt_us(run["p99_us"]), run["cpu_us_per_message"] or 0))
         for name in servers:
@@ -903,21 +948,21 @@ def make_charts(results, servers, images):
     def ms(us):
         return None if us is None else us / 1e3
 
-    pp_groups = ["{:,} connection{}".format(c, "" if c == 1 else "s")
-                 for c in PINGPONG_CONNECTIONS]
+    pp_cells = pingpong_cells(results["config"])
+    pp_groups = [short for _, _, _, _, short in pp_cells]
     specs = [
         ("pingpong", "Ping-pong, 64-byte messages: messages per second (higher is better)",
          "messages/s", pp_groups, servers,
-         {g: {s: median_of("pingpong_%d" % c, s, "messages_per_s") for s in servers}
-          for g, c in zip(pp_groups, PINGPONG_CONNECTIONS)}, False, False),
+         {short: {s: median_of(key, s, "messages_per_s") for s in servers}
+          for key, _, _, _, short in pp_cells}, False, False),
         ("latency", "Ping-pong, 64-byte messages: p99 round trip (lower is better)",
          "p99 latency (ms, log scale)", pp_groups, servers,
-         {g: {s: ms(median_of("pingpong_%d" % c, s, "p99_us")) for s in servers}
-          for g, c in zip(pp_groups, PINGPONG_CONNECTIONS)}, "0.01", False),
+         {short: {s: ms(median_of(key, s, "p99_us")) for s in servers}
+          for key, _, _, _, short in pp_cells}, "0.01", False),
         ("cpu", "Server CPU time per ping-pong message (lower is better)",
          "µs of CPU per message", pp_groups, servers,
-         {g: {s: median_of("pingpong_%d" % c, s, "cpu_us_per_message") for s in servers}
-          for g, c in zip(pp_groups, PINGPONG_CONNECTIONS)}, False, False),
+         {short: {s: median_of(key, s, "cpu_us_per_message") for s in servers}
+          for key, _, _, _, short in pp_cells}, False, False),
         ("streaming", "Streaming on one connection: MB/s of echoed payload",
          "MB/s", ["16 KiB x16", "64 MiB"], servers,
          {"16 KiB x16": {s: median_of("stream_16k", s, "mb_per_s") for s in servers},
@@ -1125,8 +1170,8 @@ def write_markdown(path, results, servers, charts, images_rel):
       "by the best peer's run of the same round. Runs of one round are seconds apart, so "
       "a change in what else the machine is doing falls on both.")
     w("")
-    groups = [("pingpong_%d" % c, "messages_per_s", "{:,} conn.".format(c))
-              for c in PINGPONG_CONNECTIONS]
+    groups = [(key, "messages_per_s", short)
+              for key, _, _, _, short in pingpong_cells(config)]
     groups += [("stream_16k", "mb_per_s", "16 KiB stream"),
                ("transfer_64m", "mb_per_s", "64 MiB")]
     ratio_table(w, cells, servers, stages, notes, groups, "**best peer**",
@@ -1154,11 +1199,20 @@ def write_markdown(path, results, servers, charts, images_rel):
       "busy* is that CPU time over the window (at most 100%% for a single-threaded "
       "server); peak RSS is the server's `VmHWM`."
       % (config["duration_s"], config["warmup_s"]))
-    for c in PINGPONG_CONNECTIONS:
-        key = "pingpong_%d" % c
+    for key, _, idle, title, _ in pingpong_cells(config):
         w("")
-        w("### %s connection%s" % ("{:,}".format(c), "" if c == 1 else "s"))
+        w("### %s" % title[0].upper() + title[1:])
         w("")
+        if idle:
+            w("%d connections ping-pong as above while echo_bench holds %s more open and "
+              "idle (`--messages %d --hold`: each echoed one message first, then sends "
+              "nothing). A `poll()` loop hands the kernel every one of its %s fds on "
+              "every call and scans them all for the few that are ready; epoll keeps the "
+              "interest list in the kernel and reports the ready ones only. Median of "
+              "%d run%s."
+              % (CROWD_BUSY, "{:,}".format(idle), idle, "{:,}".format(idle + CROWD_BUSY + 2),
+                 config["crowd_runs"], "" if config["crowd_runs"] == 1 else "s"))
+            w("")
         w("| server | messages/s | MB/s | p50 | p99 | CPU/message | server busy | "
           "peak RSS | vs best peer |")
         w("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -1336,7 +1390,7 @@ def main(argv):
     args = parse_args(argv)
     config = dict(QUICK if args.quick else FULL)
     if args.runs:
-        config["runs"] = config["idle_runs"] = args.runs
+        config["runs"] = config["idle_runs"] = config["crowd_runs"] = args.runs
     workspace = find_workspace()
     full = not args.quick and args.servers == [n for n, _, _ in SERVERS]
     if args.out:
@@ -1358,7 +1412,7 @@ def main(argv):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    if hard < max(IDLE_CONNECTIONS + PINGPONG_CONNECTIONS) + 64:
+    if hard < max(IDLE_CONNECTIONS + PINGPONG_CONNECTIONS) + CROWD_BUSY + 64:
         say("warning: the fd limit (%d) is below 10,000 connections: those cells will fail"
             % hard)
     for tool in ("strace", "taskset", "gnuplot"):

@@ -10,7 +10,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <csignal>
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
@@ -29,6 +31,11 @@ constexpr int kMaxReadsPerEvent = 4;          // then let other connections run
 constexpr int kMaxEvents = 1024;              // events taken per epoll_wait
 constexpr std::uint64_t kConnectBatch = 256;  // connects in progress at once
 constexpr std::uint64_t kSpareFds = 16;       // stdio, epoll, and some slack
+
+// request_stop: the signal's number. A lock-free atomic, so that a signal handler
+// may set it and another thread (the tests') may too.
+std::atomic<int> stop_signal{0};
+static_assert(std::atomic<int>::is_always_lock_free);
 
 std::int64_t now_ns() {
   timespec ts{};
@@ -650,6 +657,15 @@ bool Bench::run() {
     now = now_ns();
     if (sending_ && now >= measure_end_) sending_ = false;  // --duration is over
     if (hold_end_ != 0 && now >= hold_end_) end_hold(now);  // --hold is over
+    if (const int signal_number = stop_signal.exchange(0); signal_number != 0) {
+      if (hold_end_ != 0) {
+        end_hold(now);  // the hold is cut short: close cleanly
+      } else {
+        fail("interrupted by %s", signal_number == SIGINT    ? "SIGINT"
+                                  : signal_number == SIGTERM ? "SIGTERM"
+                                                             : "a signal");
+      }
+    }
     if (now >= next_tick_) {
       tick(now);
       while (next_tick_ <= now) next_tick_ += tick_ns_;
@@ -735,6 +751,10 @@ bool fit_connections(const Config& config, std::string& error) {
     std::fclose(f);
   }
   return true;
+}
+
+void request_stop(int signal_number) {
+  stop_signal.store(signal_number);
 }
 
 bool run_bench(const Config& config, const Address& address, Report& report,

@@ -56,6 +56,12 @@ struct Report {
 // the hold begins: every connection is then open, echoed and idle.
 using HoldStarted = std::function<void(std::uint64_t connections)>;
 
+// Asks a running run_bench to stop; async-signal-safe (main calls it from its
+// SIGINT and SIGTERM handler). A running --hold ends at once and every connection
+// closes cleanly; at any other moment the run fails as "interrupted". The run sees
+// it within one epoll_wait (a signal interrupts that) or one tick.
+void request_stop(int signal_number);
+
 // Connects, sends, verifies, closes. False on any failure (report.error says what);
 // the report holds what was measured up to then.
 bool run_bench(const Config& config, const Address& address, Report& report,

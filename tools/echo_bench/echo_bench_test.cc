@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <functional>
 #include <string>
 #include <thread>
@@ -378,6 +379,49 @@ TEST(RunBench, HoldKeepsEveryConnectionOpenAndIdleThenClosesCleanly) {
   // Every connection stayed open at least that long after its own last echo (the
   // server's clock; 50 ms of slack for its thread to see the EOF late or early).
   EXPECT_GE(min_gap_ms.load(), 450);
+}
+
+// What Ctrl-C or SIGTERM does in echo_bench (main's handler calls request_stop).
+TEST(RunBench, AStopRequestEndsAHoldEarlyAndCleanly) {
+  FakeServer server(2, [](int fd) { echo(fd); });
+  Config config = config_for(server.port());
+  config.messages = 4;
+  config.hold_s = 30;
+  Report r;
+  bool ok = false;
+  std::atomic<bool> holding{false};
+  const auto t0 = std::chrono::steady_clock::now();
+  std::thread runner(
+      [&] { ok = run_against(config, r, [&](std::uint64_t) { holding = true; }); });
+  while (!holding && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(10)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(holding.load());
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  request_stop(SIGTERM);
+  runner.join();
+  EXPECT_TRUE(ok) << r.error;
+  EXPECT_EQ(r.messages_verified, 4u);
+  EXPECT_GE(r.held_ns, 200'000'000);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));
+}
+
+TEST(RunBench, AStopRequestDuringTrafficFailsTheRunAsInterrupted) {
+  FakeServer server(2, [](int fd) { echo(fd); });
+  Config config = config_for(server.port());
+  config.messages = 0;
+  config.duration_s = 30;
+  Report r;
+  bool ok = true;
+  const auto t0 = std::chrono::steady_clock::now();
+  std::thread runner([&] { ok = run_against(config, r); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  request_stop(SIGINT);
+  runner.join();
+  EXPECT_FALSE(ok);
+  EXPECT_EQ(r.error, "interrupted by SIGINT");
+  EXPECT_GT(r.messages_verified, 0u);  // what ran until then is still reported
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));
 }
 
 TEST(RunBench, AServerThatClosesAHeldConnectionFails) {

@@ -208,6 +208,10 @@ stall.
   --json                print one JSON object on stdout instead of the report
   --help                print this help
 
+Ctrl-C or SIGTERM during a --hold ends the hold at once: every connection closes
+cleanly and the run counts as verified. At any other moment it stops the run,
+which fails as interrupted, with what was measured until then.
+
 Exit status: 0 every byte verified; 1 a verification, connection or stall failure
 (or the connections cannot fit the fd/port limits); 2 bad flags.
 )";

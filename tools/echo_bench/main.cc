@@ -5,6 +5,8 @@
 // It verifies every echoed byte against a deterministic per-connection pattern
 // and exits 1 naming the connection and offset of the first wrong byte, or on an
 // unexpected EOF, reset or stall. See docs/tools.md.
+#include <signal.h>
+
 #include <csignal>
 #include <cstdio>
 #include <string>
@@ -190,6 +192,13 @@ int main(int argc, char** argv) {
 
   // A server that resets mid-send must cost an EPIPE (reported), not the process.
   std::signal(SIGPIPE, SIG_IGN);
+  // Ctrl-C or SIGTERM: a --hold ends early and cleanly (the report follows, exit 0);
+  // otherwise the run stops as failed, with what it measured so far.
+  struct sigaction stop {};
+  stop.sa_handler = [](int signal_number) { echo_bench::request_stop(signal_number); };
+  sigemptyset(&stop.sa_mask);
+  sigaction(SIGINT, &stop, nullptr);
+  sigaction(SIGTERM, &stop, nullptr);
 
   echo_bench::Address address;
   std::string error;
