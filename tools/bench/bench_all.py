@@ -3,6 +3,7 @@
 
     bazel run //tools:bench_all                 # the full matrix (< 15 min): docs/
     bazel run //tools:bench_all -- --quick      # a ~2-minute smoke run: a temp dir
+    bazel run //tools:bench_all -- --stream-grid 16   # streaming at 16 heap shifts
 
 It builds every stage's server, the three peers (tools/peers: libevent, libuv,
 Boost.Asio) and //tools:echo_bench with `bazel build -c opt`, runs them all through
@@ -31,8 +32,15 @@ Environment:
                         `bazel run` the default is the output base bench_all was
                         built in, so no second Bazel server starts.
 
-Exit status: 0 when the results were written (failed cells are marked in them);
-1 when nothing could be measured (build failure, missing tools); 2 on bad usage.
+--stream-grid N measures the streaming cell alone, for 05_epoll_et and the peers
+(or --servers), at N heap shifts spread over a page, and prints the runs and a
+summary instead of writing results: how the servers compare over every placement
+of their buffers, not the few of the full matrix's rounds.
+
+Exit status: 0 when the results were written (failed cells are marked in them;
+for --stream-grid: when every run completed); 1 when nothing could be measured
+(build failure, missing tools; for --stream-grid: any run failed); 2 on bad
+usage; 130 when --stream-grid is interrupted (its summary is still printed).
 """
 
 import argparse
@@ -40,6 +48,7 @@ import datetime
 import importlib.machinery
 import importlib.util
 import json
+import math
 import os
 import platform
 import random
@@ -73,6 +82,7 @@ ECHO_BENCH = "//tools:echo_bench"
 HEAP_SHIFT = "//tools/bench:libheap_shift.so"  # preloaded: see heap_shift()
 EVENT_STAGES = ("02_poll", "03_epoll_lt", "04_epoll_mod", "05_epoll_et")
 BUFFER_SIZE = 16 * 1024  # every server's default --buffer-size
+STREAM_SIZE = 16 * 1024  # the streaming cell's message size
 
 PINGPONG_CONNECTIONS = (1, 100, 1000, 10000)
 # One more ping-pong cell: 100 busy connections among a crowd of idle ones, the
@@ -111,6 +121,8 @@ QUICK = {
     "crowd_runs": 1,
 }
 
+GRID_SERVERS = ("05_epoll_et", "libevent", "libuv", "asio")  # --stream-grid's default
+GRID_ROUNDS = 2            # --stream-grid's default number of rounds
 STALL_TIMEOUT_S = 10       # echo_bench --stall-timeout
 SERVER_START_TIMEOUT_S = 10
 SERVER_STOP_TIMEOUT_S = 20
@@ -608,7 +620,7 @@ def scenarios(config):
     for key, c, idle, title, _ in pingpong_cells(config):
         out.append((key, "ping-pong 64 B, " + title, c, 64, 1, None, idle))
     out.append(("stream_16k", "streaming 16 KiB, %d in flight, 1 connection"
-                % config["pipeline"], 1, 16 * 1024, config["pipeline"], None, 0))
+                % config["pipeline"], 1, STREAM_SIZE, config["pipeline"], None, 0))
     out.append(("transfer_64m", "one 64 MiB message, 1 connection", 1, 64 * 1024 * 1024, 1,
                 1, 0))
     return out
@@ -1410,8 +1422,24 @@ def parse_args(argv):
                         "results.json already in the output directory")
     parser.add_argument("--out", help="directory for results.md, results.json and "
                         "images/ (default: the workspace's docs/ for a full run)")
+    parser.add_argument("--stream-grid", type=int, metavar="N",
+                        help="measure only the 16 KiB streaming cell, at N heap shifts "
+                        "spread over a 4 KiB page, every server once per shift per "
+                        "round (--runs rounds, default %d), and print each run and a "
+                        "summary; writes no files. Servers: 05_epoll_et and the peers "
+                        "unless --servers is given" % GRID_ROUNDS)
     args = parser.parse_args(argv)
     names = [n for n, _, _ in SERVERS]
+    if args.stream_grid is not None:
+        if not 1 <= args.stream_grid <= 256:
+            parser.error("--stream-grid must be from 1 to 256 shifts")
+        if args.render_only:
+            parser.error("--stream-grid measures; it cannot go with --render-only")
+        if args.out:
+            parser.error("--stream-grid prints its results and writes no files: "
+                         "drop --out (redirect its output instead)")
+        if not args.servers:
+            args.servers = ",".join(GRID_SERVERS)
     if args.servers:
         chosen = [s.strip() for s in args.servers.split(",") if s.strip()]
         for s in chosen:
@@ -1445,6 +1473,9 @@ def main(argv):
         out_dir = os.path.join(workspace, "docs")
     else:
         out_dir = os.path.join(tempfile.gettempdir(), "echo_ladder_bench")
+
+    if args.stream_grid is not None:
+        return stream_grid_main(args, config, workspace)
 
     if args.render_only:
         source = os.path.join(out_dir, "results.json")
@@ -1519,6 +1550,90 @@ def main(argv):
     shutil.rmtree(runner_dir, ignore_errors=True)
     render(results, args.servers, out_dir)
     return 0
+
+
+def plural(n):
+    return "" if n == 1 else "s"
+
+
+def stream_grid_main(args, config, workspace):
+    """--stream-grid N: the streaming cell alone, at N heap placements, printed."""
+    try:
+        syscount = load_syscount(workspace)
+        paths, _ = build(workspace)
+    except (Failure, OSError) as failure:
+        say("FAILED: %s" % failure)
+        return 1
+    runner_dir = tempfile.mkdtemp(prefix="bench_all.")
+    runner = Runner(paths, config, syscount, runner_dir)
+    rounds = args.runs or GRID_ROUNDS
+    shifts = [heap_shift(i, args.stream_grid) for i in range(args.stream_grid)]
+    servers = args.servers
+    window = config.get("stream_duration_s", config["duration_s"])
+    minutes = math.ceil(len(servers) * len(shifts) * rounds
+                        * (window + config["warmup_s"] + 1) / 60)
+    say("stream grid: %d server%s x %d heap shift%s x %d round%s, %g s per run: about "
+        "%d minute%s" % (len(servers), plural(len(servers)), len(shifts),
+                         plural(len(shifts)), rounds, plural(rounds), window, minutes,
+                         plural(minutes)))
+    print("16 KiB messages, %d in flight, 1 connection, %g s measured after %g s; MB/s "
+          "per run, every server at the same heap shift in turn (order shuffled)"
+          % (config["pipeline"], window, config["warmup_s"]))
+    print("")
+    print("| round | shift | " + " | ".join(servers) + " |")
+    print("|---:|---:|" + "---:|" * len(servers))
+    runs = {name: {} for name in servers}  # name -> {(round, shift): MB/s}
+
+    def row(r, shift, missing):
+        print("| %d | %s | %s |" % (r, "{:,}".format(shift), " | ".join(
+            fmt_num(runs[n][(r, shift)], 0) if (r, shift) in runs[n] else missing
+            for n in servers)), flush=True)
+
+    interrupted = False
+    try:
+        for r in range(rounds):
+            for i, shift in enumerate(shifts):
+                order = list(servers)
+                random.Random(r * 1000 + i).shuffle(order)
+                try:
+                    for name in order:
+                        try:
+                            report = runner.traffic_run(name, 1, STREAM_SIZE,
+                                                        config["pipeline"], shift=shift)
+                            runs[name][(r, shift)] = report["mb_per_s"]
+                        except Failure as failure:
+                            say("%s at shift %d failed: %s" % (name, shift, failure))
+                except KeyboardInterrupt:
+                    row(r, shift, "-")  # the runs of this shift made so far
+                    raise
+                row(r, shift, "failed")
+    except KeyboardInterrupt:
+        interrupted = True
+        say("interrupted: the summary covers the runs so far")
+    finally:
+        shutil.rmtree(runner_dir, ignore_errors=True)
+    print("")
+    print("| server | runs | mean MB/s | median MB/s | slowest | fastest |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name in servers:
+        values = list(runs[name].values())
+        if values:
+            print("| %s | %d | %s | %s | %s | %s |" % (
+                name, len(values), fmt_num(statistics.mean(values), 0),
+                fmt_num(median(values), 0), fmt_num(min(values), 0),
+                fmt_num(max(values), 0)))
+    print("")
+    first = servers[0]
+    for other in servers[1:]:
+        paired = [runs[first][k] / runs[other][k] for k in runs[first]
+                  if k in runs[other] and runs[other][k]]
+        if paired:
+            print("%s / %s, paired by round and shift: median %.2fx, ahead in %d of %d"
+                  % (first, other, median(paired), sum(1 for x in paired if x > 1),
+                     len(paired)))
+    if interrupted:
+        return 130
+    return 0 if all(len(runs[n]) == rounds * len(shifts) for n in servers) else 1
 
 
 def render(results, servers, out_dir):
