@@ -1510,15 +1510,10 @@ def main(argv):
         if shutil.which(tool) is None:
             say("warning: %s is not installed; tools/setup.sh lists it" % tool)
 
-    try:
-        syscount = load_syscount(workspace)
-        paths, flags = build(workspace)
-    except (Failure, OSError) as failure:
-        say("FAILED: %s" % failure)
+    runner, flags = make_runner(workspace, config)
+    if runner is None:
         return 1
-
-    runner_dir = tempfile.mkdtemp(prefix="bench_all.")
-    runner = Runner(paths, config, syscount, runner_dir)
+    runner_dir = runner.workdir
     pinned = ("server on CPU %d, client on CPU %d (taskset)"
               % (runner.server_cpu, runner.client_cpu) if runner.server_cpu is not None
               else "not pinned (fewer than 2 cores)")
@@ -1556,16 +1551,24 @@ def plural(n):
     return "" if n == 1 else "s"
 
 
-def stream_grid_main(args, config, workspace):
-    """--stream-grid N: the streaming cell alone, at N heap placements, printed."""
+def make_runner(workspace, config):
+    """Builds what is measured; (a Runner in a new scratch directory, the compile
+    flags), or (None, None) after saying why it could not."""
     try:
         syscount = load_syscount(workspace)
-        paths, _ = build(workspace)
+        paths, flags = build(workspace)
     except (Failure, OSError) as failure:
         say("FAILED: %s" % failure)
+        return None, None
+    return Runner(paths, config, syscount, tempfile.mkdtemp(prefix="bench_all.")), flags
+
+
+def stream_grid_main(args, config, workspace):
+    """--stream-grid N: the streaming cell alone, at N heap placements, printed."""
+    runner, _ = make_runner(workspace, config)
+    if runner is None:
         return 1
-    runner_dir = tempfile.mkdtemp(prefix="bench_all.")
-    runner = Runner(paths, config, syscount, runner_dir)
+    runner_dir = runner.workdir
     rounds = args.runs or GRID_ROUNDS
     shifts = [heap_shift(i, args.stream_grid) for i in range(args.stream_grid)]
     servers = args.servers
