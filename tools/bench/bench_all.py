@@ -1495,8 +1495,9 @@ def main(argv):
             say("FAILED: %s" % failure)
             return 1
         except (KeyError, TypeError, ValueError) as error:
-            say("FAILED: %s is not complete results of bench_all (%s: %s)" % (
-                source, type(error).__name__, error))
+            say("FAILED: cannot render %s: it is not complete results of bench_all, or "
+                "this bench_all reads them wrongly (%s: %s)" % (
+                    source, type(error).__name__, error))
             return 1
         return 0
 
