@@ -31,6 +31,10 @@ const std::vector<Limitation>& limitations() {
        "one client at a time: the first idle client holds everyone else up"},
       {"00_blocking", "Hostile.AFastStreamerDoesNotStarveAPingPongClient",
        "one client at a time: a streaming client holds everyone else up"},
+      {"00_blocking",
+       "FaultInjection.FailedAcceptIsRetriedWhileAnotherClientKeepsTheServerBusy",
+       "one client at a time: the busy client holds everyone else up (the failed "
+       "accept is retried once it leaves)"},
       {"00_blocking", "Trace.TraceShowsReadinessEvents",
        "no event loop: blocking calls, nothing to trace but accept and close"},
       {"01_threads", "Trace.TraceShowsReadinessEvents",

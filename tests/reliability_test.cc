@@ -160,6 +160,51 @@ TEST_F(FaultInjection, AcceptFailuresNeverStopTheServer) {
   serve_sequential_clients_through("accept:eintr/2", 30);
 }
 
+TEST_F(FaultInjection, FailedAcceptIsRetriedWhileAnotherClientKeepsTheServerBusy) {
+  // Every 2nd accept fails with ENFILE: the system's file table is full. The
+  // server pauses its listener, as it does when out of fds, but closing one of
+  // its own connections is not what frees a system-wide table: it must try
+  // again on its own, even while a busy client gives its loop news all the time.
+  auto& s = start({"--quiet"}, with_faults("accept:enfile/2"));
+  Fd busy = connect_to(s.port());
+  expect_echo(busy.get(), pattern(64, 1));  // accepted; the next accept fails
+  if (HasFailure()) return;
+  std::atomic<bool> stop{false};
+  std::atomic<long> round_trips{0};
+  std::atomic<bool> busy_failed{false};
+  std::thread pinger([&] {
+    const std::string msg = pattern(64, 2);
+    while (!stop) {
+      if (!send_all(busy.get(), msg) || recv_exact(busy.get(), 64, kShortWait) != msg) {
+        busy_failed = true;
+        return;
+      }
+      ++round_trips;
+    }
+  });
+  std::this_thread::sleep_for(milliseconds(300));  // the loop is busy, listener paused
+  Fd fresh = connect_to(s.port());
+  const std::string msg = pattern(100, 3);
+  const bool sent = send_all(fresh.get(), msg);
+  if (is_limited()) {
+    EXPECT_TRUE(stays_silent(fresh.get(), milliseconds(300)));
+  } else {
+    EXPECT_TRUE(sent && recv_exact(fresh.get(), msg.size(), kShortWait) == msg)
+        << "the client that came during the pause was not served while another "
+           "client kept the server busy; stderr:\n"
+        << s.stderr_text().substr(0, 2000);
+  }
+  stop = true;
+  pinger.join();
+  EXPECT_FALSE(busy_failed) << "the busy client's echo failed";
+  EXPECT_GT(round_trips.load(), 10) << "the busy client was not kept busy";
+  busy.reset();
+  if (is_limited()) {  // 00: served once the busy client leaves
+    EXPECT_TRUE(sent && recv_exact(fresh.get(), msg.size(), kShortWait) == msg);
+  }
+  EXPECT_GT(stop_and_count_faults(s, "accept"), 0);
+}
+
 // Sequential clients, one 64-byte echo each, against a server whose faults cost
 // some of them their connection. Each must be echoed whole or closed: never a
 // partial or wrong echo, never left hanging; and the server must stay up.

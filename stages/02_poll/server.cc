@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -27,7 +28,7 @@ namespace {
 
 constexpr char kAbout[] =
     "Stage 02_poll: non-blocking sockets served by one poll() loop.";
-constexpr int kAcceptBackstopMs = 100;  // retry a paused listener at least this often
+constexpr int kAcceptBackstopMs = 100;  // a paused listener is retried this soon
 
 // ---- Connection state ---------------------------------------------------------
 
@@ -59,7 +60,8 @@ struct Server {
   std::vector<Connection> connections;
   bool listener_paused = false;  // out of fds: the listener is not watched
   bool fd_freed = false;         // a connection closed since the pause
-  bool starved = false;          // out of fds since the last accept (logged once)
+  std::chrono::steady_clock::time_point retry_at{};  // the pause ends by then
+  bool starved = false;  // out of fds since the last accept (logged once)
 };
 
 //! [interest]
@@ -105,14 +107,17 @@ void add_connection(Server& s, echo::Fd fd, const sockaddr* peer, socklen_t leng
 //! [pause_listener]
 // Out of fds, accept fails again at once, and the listener stays readable (the
 // client waits in the queue) so poll() returns at once: a 100% CPU spin. So stop
-// watching it until a connection closes or poll() times out (the backstop in
-// serve), then watch it again.
+// watching it until a connection closes or kAcceptBackstopMs have passed, then
+// watch it again. The time limit matters: ENFILE or ENOMEM can end without any
+// of our connections closing, and a busy loop may never see poll() time out.
 void pause_listener(Server& s, int err) {
   if (!s.starved) echo::log_error("accept: %s (pausing accepts)", std::strerror(err));
   s.starved = true;
   set_interest(s.fds[kListener], 0);
   s.listener_paused = true;
   s.fd_freed = false;
+  s.retry_at =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(kAcceptBackstopMs);
 }
 
 void resume_listener(Server& s) {
@@ -270,7 +275,10 @@ void serve(const echo::Fd& listener, const echo::Options& options, echo::Stats& 
         close_connection(s, i);  // the last entry moved into i: look at it next
       }
     }
-    if (s.listener_paused && (n == 0 || s.fd_freed)) resume_listener(s);
+    if (s.listener_paused &&
+        (s.fd_freed || std::chrono::steady_clock::now() >= s.retry_at)) {
+      resume_listener(s);
+    }
   }
   while (s.fds.size() > kFirstConnection) close_connection(s, s.fds.size() - 1);
 }

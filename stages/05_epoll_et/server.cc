@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -30,7 +31,7 @@ namespace {
 constexpr char kAbout[] =
     "Stage 05_epoll_et: edge-triggered epoll, registered once, drained on every edge.";
 constexpr int kMaxEvents = 256;         // events taken per epoll_wait
-constexpr int kAcceptBackstopMs = 100;  // retry a paused listener at least this often
+constexpr int kAcceptBackstopMs = 100;  // a paused listener is retried this soon
 constexpr int kReadsPerTurn = 1;        // buffer-fulls per connection per turn (README)
 // Registered once at accept: everything a connection will ever wait for.
 constexpr std::uint32_t kInterest = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
@@ -65,7 +66,8 @@ struct Server {
   std::vector<int> turn{};       // the ready list being serviced
   bool listener_paused = false;  // out of fds: the listener is not watched
   bool fd_freed = false;         // a connection closed since the pause
-  bool starved = false;          // out of fds since the last accept (logged once)
+  std::chrono::steady_clock::time_point retry_at{};  // the pause ends by then
+  bool starved = false;  // out of fds since the last accept (logged once)
 };
 
 void close_connection(Server& s, int fd);
@@ -122,18 +124,26 @@ void add_connection(Server& s, echo::Fd fd, const sockaddr* peer, socklen_t leng
 //! [pause_listener]
 // Out of fds, accept fails again at once and the level-triggered listener wakes
 // us again at once: a 100% CPU spin. So stop watching it until a connection
-// closes or epoll_wait times out (the backstop in serve), then watch it again.
+// closes or kAcceptBackstopMs have passed, then watch it again. The time limit
+// matters: ENFILE or ENOMEM can end without any of our connections closing, and
+// a busy loop may never see epoll_wait time out.
 void pause_listener(Server& s, int err) {
   if (!s.starved) echo::log_error("accept: %s (pausing accepts)", std::strerror(err));
   s.starved = true;
   control(s, EPOLL_CTL_DEL, s.listener.get(), 0);
   s.listener_paused = true;
   s.fd_freed = false;
+  s.retry_at =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(kAcceptBackstopMs);
 }
 
 void resume_listener(Server& s) {
   s.fd_freed = false;
   s.listener_paused = !control(s, EPOLL_CTL_ADD, s.listener.get(), EPOLLIN);
+  if (s.listener_paused) {  // the ADD failed: try again after another backstop
+    s.retry_at =
+        std::chrono::steady_clock::now() + std::chrono::milliseconds(kAcceptBackstopMs);
+  }
 }
 //! [pause_listener]
 
@@ -335,7 +345,8 @@ void serve(const echo::Fd& listener, const echo::Options& options, echo::Stats& 
     }
     s.turn.clear();
     //! [ready]
-    if (s.listener_paused && ((n == 0 && timeout > 0) || s.fd_freed)) {
+    if (s.listener_paused &&
+        (s.fd_freed || std::chrono::steady_clock::now() >= s.retry_at)) {
       resume_listener(s);
     }
   }
