@@ -3,7 +3,7 @@
 // A test named here still runs against that stage and asserts the limitation
 // (for example, 00_blocking makes a second client wait): an expected failure
 // shown, never a silent skip. The README's stage x test table is generated
-// from this table (see tests/README_table_test.sh), so the two cannot drift.
+// from this table (see tests/readme_table_test.sh), so the two cannot drift.
 #pragma once
 
 #include <string>

@@ -92,8 +92,8 @@ struct ExitStatus {
 class ServerProcess {
  public:
   // Starts server_path() with `args` (add "--port", "0" yourself or use
-  // start_on_free_port) and waits for the first stdout line. With
-  // expect_listening, fails the current test unless it is "listening on HOST:PORT".
+  // start_on_free_port) and waits for the first stdout line; the caller checks
+  // it (first_line()), since some tests expect it not to say "listening on".
   static std::unique_ptr<ServerProcess> start(const std::vector<std::string>& args,
                                               const Launch& launch = {});
   // --port 0 plus args; asserts the listening line and parses the port.
