@@ -386,17 +386,14 @@ void Bench::read_running(Connection& c) {
 // Checks n bytes just received against the pattern and completes the messages
 // whose last byte they carry.
 bool Bench::verify(Connection& c, std::size_t n, std::int64_t now) {
-  if (n > c.sent - c.received) {
-    fail(
-        "connection %u: the server echoed %llu more bytes than were sent (at offset "
-        "%llu)",
-        index(c), ull(n - (c.sent - c.received)), ull(c.sent));
-    return false;
-  }
+  // The bytes that echo what was sent are checked first: a server that answers
+  // with something else entirely (an HTTP error page, say) has a wrong byte
+  // before it has too many.
+  const std::size_t expected = std::min<std::uint64_t>(n, c.sent - c.received);
   const char* got = recv_buffer_.get();
   char* want = expect_buffer_.get();
-  fill_pattern(c.seed, c.received, want, n);
-  if (std::memcmp(got, want, n) != 0) {
+  fill_pattern(c.seed, c.received, want, expected);
+  if (std::memcmp(got, want, expected) != 0) {
     std::size_t i = 0;
     while (got[i] == want[i]) ++i;
     const std::uint64_t offset = c.received + i;
@@ -405,6 +402,13 @@ bool Bench::verify(Connection& c, std::size_t n, std::int64_t now) {
         "got 0x%02x, expected 0x%02x",
         index(c), ull(offset), ull(offset / size_), ull(offset % size_), ull(size_),
         static_cast<unsigned char>(got[i]), static_cast<unsigned char>(want[i]));
+    return false;
+  }
+  if (n > expected) {
+    fail(
+        "connection %u: the server echoed %llu more byte%s than were sent (at offset "
+        "%llu)",
+        index(c), ull(n - expected), n - expected == 1 ? "" : "s", ull(c.sent));
     return false;
   }
   const std::uint64_t first = c.received / size_;

@@ -288,6 +288,42 @@ TEST(RunBench, NamesTheOffsetOfOneWrongByte) {
   EXPECT_GT(r.errors, 0u);
 }
 
+// Reads one 100-byte message, then answers with `reply` in a single write, so
+// the client receives it in one piece.
+void answer_first_message(int fd, const std::string& reply) {
+  char buf[100];
+  for (std::size_t got = 0; got < sizeof buf;) {
+    const ssize_t n = ::read(fd, buf + got, sizeof buf - got);
+    if (n <= 0) return;
+    got += static_cast<std::size_t>(n);
+  }
+  const std::string out = reply.empty() ? std::string(buf, sizeof buf) + "!" : reply;
+  if (::write(fd, out.data(), out.size()) != static_cast<ssize_t>(out.size())) return;
+  while (::read(fd, buf, sizeof buf) > 0) {
+  }
+}
+
+TEST(RunBench, ALongWrongAnswerIsAWrongByteNotExtraBytes) {
+  // 150 bytes that are not the message, to a 100-byte message: what is wrong is
+  // its first byte, not its length.
+  FakeServer server(2, [](int fd) { answer_first_message(fd, std::string(150, 'X')); });
+  Report r;
+  EXPECT_FALSE(run_against(config_for(server.port()), r));
+  EXPECT_NE(r.error.find("wrong byte at offset 0 (message 0, byte 0 of 100)"),
+            std::string::npos)
+      << r.error;
+}
+
+TEST(RunBench, ACorrectEchoWithOneByteMoreReportsTheExtraByte) {
+  FakeServer server(2, [](int fd) { answer_first_message(fd, ""); });
+  Report r;
+  EXPECT_FALSE(run_against(config_for(server.port()), r));
+  EXPECT_NE(
+      r.error.find("the server echoed 1 more byte than were sent (at offset 100)"),
+      std::string::npos)
+      << r.error;
+}
+
 TEST(RunBench, ReportsAnEarlyCloseWithItsOffset) {
   // Echoes 300 bytes (three messages), then closes.
   FakeServer server(2, [](int fd) { echo(fd, -1, 300); });

@@ -22,9 +22,9 @@ std::optional<std::uint64_t> parse_count(const std::string& text, std::uint64_t 
   if (suffixes && !suffix.empty()) {
     if (suffix == "K" || suffix == "k" || suffix == "KiB") {
       scale = 1024;
-    } else if (suffix == "M" || suffix == "MiB") {
+    } else if (suffix == "M" || suffix == "m" || suffix == "MiB") {
       scale = 1024 * 1024;
-    } else if (suffix == "G" || suffix == "GiB") {
+    } else if (suffix == "G" || suffix == "g" || suffix == "GiB") {
       scale = 1024 * 1024 * 1024;
     } else {
       return std::nullopt;
@@ -53,6 +53,10 @@ std::optional<double> parse_seconds(const std::string& text, double min, double 
     return std::nullopt;
   return value;
 }
+
+// kMaxSeconds as the error messages print it.
+const std::string kMaxSecondsText = "1000000";
+static_assert(kMaxSeconds == 1e6, "kMaxSecondsText must name kMaxSeconds");
 
 std::string bad(const std::string& flag, const std::string& value,
                 const std::string& expected) {
@@ -128,8 +132,8 @@ ParseResult parse_flags(const std::vector<std::string>& args) {
       const auto v = parse_count(value, 1, kMaxSize, true);
       if (!v) {
         return error(bad(flag, value,
-                         "a message size in bytes from 1 to 1G (K, M, G: 1024, 1024^2, "
-                         "1024^3)"));
+                         "a message size in bytes from 1 to 1G (K, M, G or KiB, MiB, "
+                         "GiB: 1024, 1024^2, 1024^3)"));
       }
       c.size = *v;
     } else if (flag == "--pipeline") {
@@ -141,26 +145,40 @@ ParseResult parse_flags(const std::vector<std::string>& args) {
       c.pipeline = *v;
     } else if (flag == "--messages") {
       const auto v = parse_count(value, 1, kMaxMessages, false);
-      if (!v) return error(bad(flag, value, "a whole number of messages, at least 1"));
+      if (!v) {
+        return error(bad(
+            flag, value,
+            "a whole number of messages from 1 to " + std::to_string(kMaxMessages)));
+      }
       c.messages = *v;
       have_messages = true;
     } else if (flag == "--duration") {
       const auto v = parse_seconds(value, 0, kMaxSeconds, true);
-      if (!v) return error(bad(flag, value, "seconds, more than 0 (e.g. 5 or 0.5)"));
+      if (!v)
+        return error(bad(flag, value,
+                         "seconds, more than 0 and at most " + kMaxSecondsText +
+                             " (e.g. 5 or 0.5)"));
       c.duration_s = *v;
       have_duration = true;
     } else if (flag == "--warmup") {
       const auto v = parse_seconds(value, 0, kMaxSeconds, false);
-      if (!v) return error(bad(flag, value, "seconds, 0 or more (e.g. 1 or 0.5)"));
+      if (!v)
+        return error(bad(flag, value,
+                         "seconds, from 0 to " + kMaxSecondsText + " (e.g. 1 or 0.5)"));
       c.warmup_s = *v;
       have_warmup = true;
     } else if (flag == "--stall-timeout") {
       const auto v = parse_seconds(value, 0, kMaxSeconds, true);
-      if (!v) return error(bad(flag, value, "seconds, more than 0 (e.g. 10)"));
+      if (!v)
+        return error(
+            bad(flag, value,
+                "seconds, more than 0 and at most " + kMaxSecondsText + " (e.g. 10)"));
       c.stall_timeout_s = *v;
     } else if (flag == "--hold") {
       const auto v = parse_seconds(value, 0, kMaxSeconds, false);
-      if (!v) return error(bad(flag, value, "seconds, 0 or more (e.g. 30)"));
+      if (!v)
+        return error(
+            bad(flag, value, "seconds, from 0 to " + kMaxSecondsText + " (e.g. 30)"));
       c.hold_s = *v;
     }
   }
@@ -190,11 +208,15 @@ stall.
 
   --host ADDR           server address or name (default 127.0.0.1)
   --port N              server port (default 8080)
-  --connections N       concurrent connections (default 1)
-  --size BYTES          message size; K, M, G multiply by 1024^n (default 64)
-  --pipeline K          messages in flight per connection; 1 is ping-pong (default 1)
-  --duration S          measure for S seconds after the warm-up (default 5)
-  --messages N          send exactly N messages in total, then close cleanly
+  --connections N       concurrent connections, up to 1000000 (default 1)
+  --size BYTES          message size up to 1G; K, M, G (or KiB, MiB, GiB)
+                        multiply by 1024, 1024^2, 1024^3 (default 64)
+  --pipeline K          messages in flight per connection; 1 is ping-pong (default 1;
+                        connections x pipeline at most 16777216)
+  --duration S          measure for S seconds after the warm-up (default 5;
+                        seconds here and below at most 1000000)
+  --messages N          send exactly N messages in total (at most 10^15), then
+                        close cleanly
                         (give --duration or --messages, not both)
   --warmup S            seconds not counted in the statistics (default 1 with
                         --duration, 0 with --messages)

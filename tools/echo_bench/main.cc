@@ -59,7 +59,8 @@ void print_human(const Config& config, const echo_bench::Address& address,
               config.connections == 1 ? "" : "s", ull(config.size),
               ull(config.pipeline));
   if (config.messages > 0) {
-    std::printf("exactly %llu messages", ull(config.messages));
+    std::printf("exactly %llu message%s", ull(config.messages),
+                config.messages == 1 ? "" : "s");
   } else {
     std::printf("%g s", config.duration_s);
   }
@@ -181,6 +182,7 @@ int main(int argc, char** argv) {
       echo_bench::parse_flags(std::vector<std::string>(argv + 1, argv + argc));
   if (parsed.status == echo_bench::ParseStatus::kHelp) {
     std::fputs(echo_bench::usage(program).c_str(), stdout);
+    if (std::fflush(stdout) != 0 || std::ferror(stdout)) return kExitFailed;
     return kExitOk;
   }
   if (parsed.status == echo_bench::ParseStatus::kError) {
@@ -215,9 +217,9 @@ int main(int argc, char** argv) {
   // One line when a hold begins, terminal or not: a script that reads the server's
   // memory while the connections are idle (bench_all does) waits for it.
   const auto hold_started = [&](std::uint64_t connections) {
-    std::fprintf(stderr, "%s: holding %llu connections open and idle for %g s\n",
+    std::fprintf(stderr, "%s: holding %llu connection%s open and idle for %g s\n",
                  program.c_str(), static_cast<unsigned long long>(connections),
-                 config.hold_s);
+                 connections == 1 ? "" : "s", config.hold_s);
     std::fflush(stderr);
   };
   const bool ok = echo_bench::run_bench(config, address, report, hold_started);
@@ -226,10 +228,25 @@ int main(int argc, char** argv) {
   } else {
     print_human(config, address, report);
   }
-  std::fflush(stdout);
+  // A report that did not reach stdout (a full disk, a closed pipe) must not
+  // pass for a verified run: a script would read success and no numbers.
+  if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
+    std::fprintf(stderr, "%s: FAILED: cannot write the report to stdout\n",
+                 program.c_str());
+    return kExitFailed;
+  }
   if (!ok) {
     std::fprintf(stderr, "%s: FAILED: %s\n", program.c_str(), report.error.c_str());
     return kExitFailed;
+  }
+  if (report.messages == 0) {
+    std::fprintf(stderr,
+                 "%s: note: every echo was verified, but none completed inside the "
+                 "measured window, so the rates and latencies above are empty (%s)\n",
+                 program.c_str(),
+                 config.messages > 0 ? "every message completed during the warm-up: "
+                                       "lower --warmup or send more --messages"
+                                     : "use a longer --duration");
   }
   return kExitOk;
 }
