@@ -356,6 +356,36 @@ TEST(ParseOptionsOrExitDeathTest, HelpPrintsUsageToStdoutAndExitsZero) {
       "^usage: myserver \\[--host ADDR\\].*Stage about\\.");
 }
 
+TEST(ParseOptionsOrExitDeathTest, HelpThatCannotBeWrittenExitsOne) {
+  EXPECT_EXIT(
+      {
+        ::dup2(::open("/dev/full", O_WRONLY), 1);
+        Argv args({"myserver", "--help"});
+        echo::parse_options_or_exit(args.argc(), args.argv(), "about");
+      },
+      ::testing::ExitedWithCode(1), "");
+}
+
+// With stdout and stderr closed, the next descriptors opened (here an eventfd,
+// as install_signal_handlers makes) would be 1 and 2, and every log line a write
+// into them. parse_options_or_exit reopens them on /dev/null first.
+TEST(ParseOptionsOrExitDeathTest, ClosedStandardFdsAreReopenedOnDevNull) {
+  EXPECT_EXIT(
+      {
+        ::close(1);
+        ::close(2);
+        Argv args({"myserver"});
+        echo::parse_options_or_exit(args.argc(), args.argv(), "about");
+        char target[32] = {};
+        const bool null2 =
+            ::readlink("/proc/self/fd/2", target, sizeof target - 1) > 0 &&
+            std::string(target) == "/dev/null";
+        const int next = ::open("/dev/null", O_RDONLY);
+        std::_Exit(null2 && next > 2 ? 0 : 1);
+      },
+      ::testing::ExitedWithCode(0), "");
+}
+
 TEST(ParseOptionsOrExitDeathTest, BadFlagPrintsTheProblemAndUsageAndExitsTwo) {
   EXPECT_EXIT(
       {

@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <optional>
 
+#include "stages/common/process.h"
+
 namespace echo {
 namespace {
 
@@ -109,6 +111,7 @@ std::string usage(const std::string& program, const std::string& about) {
 }
 
 Options parse_options_or_exit(int argc, char** argv, const char* about) {
+  open_standard_fds();
   const std::string program = argc > 0 ? argv[0] : "server";
   ParseResult r =
       parse_options(std::vector<std::string>(argv + (argc > 0 ? 1 : 0), argv + argc));
@@ -117,7 +120,8 @@ Options parse_options_or_exit(int argc, char** argv, const char* about) {
       return r.options;
     case ParseStatus::kHelp:
       std::fputs(usage(program, about).c_str(), stdout);
-      std::exit(0);
+      // Help that could not be written (a full disk) is not a success.
+      std::exit(std::fflush(stdout) == 0 && !std::ferror(stdout) ? 0 : 1);
     case ParseStatus::kError:
       break;
   }

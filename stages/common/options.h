@@ -42,8 +42,10 @@ ParseResult parse_options(const std::vector<std::string>& args);
 // The usage text, with `program` and a one-line description of the stage.
 std::string usage(const std::string& program, const std::string& about);
 
-// CLI policy shared by every stage: --help prints usage to stdout and exits 0;
-// a bad flag prints the problem and usage to stderr and exits 2.
+// CLI policy shared by every stage: --help prints usage to stdout and exits 0 (1
+// if stdout cannot take it); a bad flag prints the problem and usage to stderr
+// and exits 2. Before parsing, it makes sure fds 0 to 2 are open
+// (open_standard_fds), since it is the first thing every server calls.
 Options parse_options_or_exit(int argc, char** argv, const char* about);
 
 }  // namespace echo

@@ -1,5 +1,6 @@
 #include "stages/common/process.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
@@ -43,6 +44,15 @@ void request_stop() {
   for (auto& slot : g_wake_fds) {
     int fd = slot.load();
     if (fd >= 0) ::shutdown(fd, SHUT_RDWR);
+  }
+}
+
+void open_standard_fds() {
+  for (int fd = 0; fd <= 2; ++fd) {
+    if (::fcntl(fd, F_GETFD) != -1 || errno != EBADF) continue;
+    // open() takes the lowest free number, which is `fd`: the ones below are open.
+    // Without /dev/null (a bare chroot) there is nothing better to do: carry on.
+    (void)::open("/dev/null", O_RDWR);
   }
 }
 

@@ -33,6 +33,12 @@ void forget_on_stop(int fd);
 // What the signal handler does; callable directly (tests, internal stops).
 void request_stop();
 
+// Makes sure fds 0, 1 and 2 are open, on /dev/null where they were closed, so that
+// no descriptor the server opens later (the stop eventfd, the listener) takes the
+// number of stdin, stdout or stderr and receives the log lines or the "listening
+// on" line as writes. parse_options_or_exit calls it first, before anything opens.
+void open_standard_fds();
+
 // Raises the soft RLIMIT_NOFILE to the hard limit so that a stage can hold as many
 // connections as the system lets it. Returns the new soft limit.
 std::uint64_t raise_fd_limit();
