@@ -3,7 +3,8 @@
 # servers over loopback: epoll_ctl per echoed message 4 (03, DEL + ADD on every
 # read/write flip), 2 (04, MOD) and 0 (05, registered once). 05 also makes
 # exactly one read and one write per message. Bad input exits non-zero with a
-# message.
+# message and no traceback, and neither a failure nor Ctrl-C leaves a server (or
+# an echo_bench) running.
 #
 # Arguments (from tools/BUILD): the syscount script, echo_bench, then the
 # servers of 03, 04 and 05.
@@ -52,15 +53,120 @@ for entry in "03_epoll_lt:$1:4" "04_epoll_mod:$2:2" "05_epoll_et:$3:0"; do
   fi
 done
 
+# The binaries syscount runs below are copies at paths of this test's own, so
+# that what is still running afterwards is what syscount left behind.
+tmp=${TEST_TMPDIR:-$(mktemp -d)}/syscount_test
+mkdir -p "$tmp"
+cp "$3" "$tmp/server"
+cp "$bench" "$tmp/echo_bench"
+# A server that prints something else than `listening on HOST:PORT` and stays.
+printf '#!/bin/bash\necho "not a listening line"\nexec -a "$0" sleep 300\n' \
+  >"$tmp/fake_server"
+chmod +x "$tmp/fake_server"
+tmp_re=$(printf '%s' "$tmp" | sed 's/[][\.*^$+?(){}|]/\\&/g')
+# no_leftovers WHAT: fails when a process of a copy above still runs, and kills it.
+no_leftovers() {
+  local pids
+  pids=$(pgrep -f "^$tmp_re/") || return 0
+  fail "$1: left running: $(ps -o pid=,args= -p "${pids//$'\n'/,}")"
+  kill -9 $pids 2>/dev/null
+}
+command -v pgrep >/dev/null || fail "pgrep (Debian's procps) is not installed"
+
 echo "== bad input"
-out=$("$syscount" 07 --server-binary "$3" --echo-bench "$bench" 2>&1)
-rc=$?
-[[ $rc == 1 && $out == *"no server '07'; the stages are 00_blocking"* ]] ||
-  fail "an unknown server: exit $rc, $out"
+for name in 07 nosuch ""; do
+  out=$("$syscount" "$name" --server-binary "$tmp/server" --echo-bench "$bench" 2>&1)
+  rc=$?
+  [[ $rc == 2 && $out == *"no server '$name'; the stages are 00_blocking"* &&
+    $out == *"usage: tools/syscount"* ]] || fail "an unknown server '$name': exit $rc, $out"
+done
 out=$("$syscount" 05 --server-binary /nonexistent --echo-bench "$bench" 2>&1)
 rc=$?
 [[ $rc == 2 && $out == *"--server-binary: '/nonexistent' is not an executable file"* ]] ||
   fail "a missing binary: exit $rc, $out"
+# Counts: ASCII digits only, within echo_bench's limits (2N for --messages), checked
+# before anything starts. (`timeout`: with 2N beyond the limit, N alone is not.)
+for entry in "--size:2000000000:at most 1073741824" \
+  "--connections:2000000:at most 1000000" \
+  "--messages:500000000000001:at most 500000000000000" \
+  "--messages: 1_0:expected a whole number" "--size:+5:expected a whole number"; do
+  IFS=: read -r flag value expected <<<"$entry"
+  out=$(timeout 20 "$syscount" 05 --server-binary "$tmp/server" --echo-bench "$bench" \
+    "$flag" "$value" 2>&1)
+  rc=$?
+  [[ $rc == 2 && $out == *"argument $flag: $expected"* ]] ||
+    fail "$flag '$value': exit $rc, $out"
+done
+no_leftovers "bad counts"
+
+echo "== a single-digit stage number"
+if json=$(timeout 20 "$syscount" 5 --server-binary "$tmp/server" --echo-bench "$bench" \
+  --connections 1 --messages 20 --json 2>"$tmp/err"); then
+  [[ $json == '{"stage": "05_epoll_et", "connections": 1,'* ]] || fail "5: $json"
+  grep -q "^syscount: run: 20 messages over 1 connection$" "$tmp/err" ||
+    fail "5: $(cat "$tmp/err")"
+else
+  fail "5: exit non-zero: $(cat "$tmp/err")"
+fi
+
+echo "== failures leave nothing running"
+# check_failure WHAT EXPECTED ARGS...: syscount exits 1 saying EXPECTED, no traceback.
+check_failure() {
+  local what=$1 expected=$2 out rc
+  shift 2
+  out=$(timeout 20 "$syscount" 05 --connections 2 --messages 20 "$@" 2>&1)
+  rc=$?
+  [[ $rc == 1 && $out == *"$expected"* && $out != *Traceback* ]] ||
+    fail "$what: exit $rc, $out"
+  no_leftovers "$what"
+}
+check_failure "echo_bench fails" "FAILED: echo_bench failed (exit 1)" \
+  --server-binary "$tmp/server" --echo-bench /bin/false
+check_failure "echo_bench prints no JSON" "FAILED: echo_bench exited 0 but printed no JSON" \
+  --server-binary "$tmp/server" --echo-bench /bin/true
+check_failure "no listening line" "FAILED: the server under strace did not print" \
+  --server-binary "$tmp/fake_server" --echo-bench "$tmp/echo_bench"
+
+echo "== stdout that cannot be written"
+out=$(timeout 20 "$syscount" 05 --server-binary "$tmp/server" --echo-bench "$bench" \
+  --connections 2 --messages 20 --json 2>&1 >/dev/full)
+rc=$?
+[[ $rc == 1 && $out == *"FAILED: cannot write to stdout: No space left on device" &&
+  $out != *Traceback* ]] || fail "stdout /dev/full: exit $rc, $out"
+out=$(timeout 20 "$syscount" 05 --server-binary "$tmp/server" --echo-bench "$bench" \
+  --connections 2 --messages 20 2>&1 >&-)
+rc=$?
+[[ $rc == 1 && $out == "syscount: FAILED: stdout is closed"* ]] ||
+  fail "stdout closed: exit $rc, $out"
+no_leftovers "stdout"
+
+echo "== Ctrl-C"
+# A run far too long to finish, interrupted once echo_bench is running. Job
+# control gives the background job the default SIGINT disposition.
+set -m
+"$syscount" 05 --server-binary "$tmp/server" --echo-bench "$tmp/echo_bench" \
+  --connections 1 --messages 100000000 2>"$tmp/err" &
+pid=$!
+set +m
+for ((i = 0; i < 200; i++)); do
+  pgrep -f "^$tmp_re/echo_bench " >/dev/null && break
+  sleep 0.1
+done
+kill -INT "$pid"
+for ((i = 0; i < 200; i++)); do
+  kill -0 "$pid" 2>/dev/null || break
+  sleep 0.1
+done
+if kill -0 "$pid" 2>/dev/null; then
+  kill -9 "$pid"
+  fail "Ctrl-C: syscount still running 20 s after SIGINT"
+fi
+wait "$pid"
+rc=$?
+out=$(cat "$tmp/err")
+[[ $rc == 130 && $out == *"syscount: interrupted"* && $out != *Traceback* ]] ||
+  fail "Ctrl-C: exit $rc, $out"
+no_leftovers "Ctrl-C"
 
 if ((failures > 0)); then
   echo "$failures check(s) failed"

@@ -1416,10 +1416,12 @@ def parse_args(argv):
                         % (FULL["runs"], FULL["idle_runs"]))
     parser.add_argument("--servers",
                         help="comma-separated subset, e.g. 03_epoll_lt,05_epoll_et,libuv "
-                        "(writes to a temporary directory unless --out is given)")
+                        "(writes to a temporary directory unless --out is given); it must "
+                        "name at least one")
     parser.add_argument("--render-only", action="store_true",
                         help="measure nothing: rewrite results.md and the charts from the "
-                        "results.json already in the output directory")
+                        "results.json already in the output directory (so not with "
+                        "--quick, --runs or --servers)")
     parser.add_argument("--out", help="directory for results.md, results.json and "
                         "images/ (default: the workspace's docs/ for a full run)")
     parser.add_argument("--stream-grid", type=int, metavar="N",
@@ -1440,10 +1442,21 @@ def parse_args(argv):
         if args.out:
             parser.error("--stream-grid prints its results and writes no files: "
                          "drop --out (redirect its output instead)")
-        if not args.servers:
+        if args.servers is None:
             args.servers = ",".join(GRID_SERVERS)
-    if args.servers:
+    if args.render_only:
+        # It renders the servers and runs of the results.json it reads.
+        for flag, given in (("--quick", args.quick), ("--runs", args.runs is not None),
+                            ("--servers", args.servers is not None)):
+            if given:
+                parser.error("--render-only measures nothing; it cannot go with %s" % flag)
+    if args.servers is not None:
         chosen = [s.strip() for s in args.servers.split(",") if s.strip()]
+        # An empty --servers (an unset shell variable, say) must not mean all of them:
+        # that is the full run, which rewrites docs/.
+        if not chosen:
+            parser.error("--servers names no server; give one or more of: %s"
+                         % ", ".join(names))
         for s in chosen:
             if s not in names:
                 parser.error("unknown server %r; the servers are: %s" % (s, ", ".join(names)))

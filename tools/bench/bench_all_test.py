@@ -127,5 +127,26 @@ class StreamGridFlagsTest(unittest.TestCase):
                 self.assertTrue(s == 0 or (s % 16 == 0 and 32 <= s < 4096), (n, s))
 
 
+class ServersAndRenderOnlyFlagsTest(unittest.TestCase):
+    usage_error = StreamGridFlagsTest.usage_error
+
+    def test_an_empty_server_list_is_a_usage_error_not_every_server(self):
+        # Every server is the full run, which rewrites docs/: never by an empty value.
+        for value in ("", ",", " , "):
+            self.assertIn("--servers names no server", self.usage_error(["--servers", value]))
+            self.assertIn("--servers names no server", self.usage_error(
+                ["--stream-grid", "2", "--servers", value]))
+        self.assertEqual(bench_all.parse_args([]).servers,
+                         [n for n, _, _ in bench_all.SERVERS])
+
+    def test_render_only_refuses_the_flags_of_a_measurement(self):
+        for flags in (["--quick"], ["--runs", "3"], ["--servers", "libuv"]):
+            self.assertIn("--render-only measures nothing; it cannot go with %s" % flags[0],
+                          self.usage_error(["--render-only"] + flags))
+        args = bench_all.parse_args(["--render-only", "--out", "x"])
+        self.assertTrue(args.render_only)
+        self.assertEqual(args.out, "x")
+
+
 if __name__ == "__main__":
     sys.exit(unittest.main())

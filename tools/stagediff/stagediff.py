@@ -11,8 +11,10 @@ stage's README.md is prose and is left out unless --files asks for it.
 Colour: only when stdout is a terminal (--color=auto, the default), or always
 with --color=always; never with --color=never or when NO_COLOR is set.
 
-Exit status: 0 when the diff was printed (whether or not the stages differ),
-2 on bad arguments or an unknown stage, 1 when a file cannot be read.
+Exit status: 0 when the diff was printed (whether or not the stages differ, and
+also when the reader of a pipe leaves early, as `| head` does), 2 on bad arguments
+or an unknown stage, 1 when a file cannot be read or stdout cannot be written (it
+is closed, or the disk is full).
 """
 
 import argparse
@@ -27,11 +29,21 @@ DEFAULT_FILES = ("server.cc", "BUILD")
 # headers, bold for file headers.
 RED, GREEN, CYAN, BOLD, RESET = "\033[31m", "\033[32m", "\033[36m", "\033[1m", "\033[0m"
 
-STAGE_DIR = re.compile(r"^(\d\d)_[a-z0-9_]+$")
+# ASCII digits only: \d and str.isdigit() also take other scripts' digits ("３", "²").
+STAGE_DIR = re.compile(r"^([0-9][0-9])_[a-z0-9_]+$")
+NUMBER = re.compile(r"[0-9]+")
 
 
 class UsageError(Exception):
     """A problem with the command line: reported with exit status 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    def print_help(self, file=None):
+        # argparse drops a help text it cannot write and exits 0; main says so instead.
+        file = file or sys.stdout
+        file.write(self.format_help())
+        file.flush()
 
 
 def repo_root(explicit):
@@ -64,8 +76,9 @@ def resolve_stage(name, stages):
     wanted = name.strip().rstrip("/")
     if wanted.startswith("stages/"):
         wanted = wanted[len("stages/"):]
-    if wanted.isdigit():
-        matches = [s for s in stages if int(s[:2]) == int(wanted)]
+    if NUMBER.fullmatch(wanted):
+        # "3", "03" and "003" alike, without int(): it refuses thousands of digits.
+        matches = [s for s in stages if s[:2].lstrip("0") == wanted.lstrip("0")]
     else:
         matches = [s for s in stages if s == wanted]
     if len(matches) != 1:
@@ -114,7 +127,7 @@ def diff_file(root, old, new, name, context):
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="stagediff",
         description="Print the unified diff between two stages of the echo ladder "
                     "(by default their server.cc and BUILD).",
@@ -156,8 +169,26 @@ def use_colour(choice):
     return sys.stdout.isatty()
 
 
+def cannot_write(error):
+    """The exit status after writing to stdout failed with error."""
+    # Python flushes stdout once more at exit: let that go nowhere, quietly.
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    if isinstance(error, BrokenPipeError):
+        # `stagediff 03 04 | head`: the reader left; that is not an error.
+        return 0
+    print("stagediff: error: cannot write to stdout: %s" % (error.strerror or error),
+          file=sys.stderr)
+    return 1
+
+
 def main(argv):
-    args = parse_args(argv)
+    if sys.stdout is None:  # started with stdout closed, e.g. `stagediff 03 04 >&-`
+        print("stagediff: error: stdout is closed", file=sys.stderr)
+        return 1
+    try:
+        args = parse_args(argv)
+    except OSError as e:  # --help, into a full disk
+        return cannot_write(e)
     try:
         root = repo_root(args.root)
         stages = known_stages(root)
@@ -181,9 +212,8 @@ def main(argv):
     try:
         sys.stdout.write("".join(colour_line(line, colour) for line in out))
         sys.stdout.flush()
-    except BrokenPipeError:
-        # `stagediff 03 04 | head`: the reader left; that is not an error.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except OSError as e:
+        return cannot_write(e)
     return 0
 
 

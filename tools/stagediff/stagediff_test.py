@@ -27,13 +27,14 @@ class StagediffTest(unittest.TestCase):
         os.makedirs(os.path.join(cls.root, "stages/02_unwritten"))  # no server.cc yet
         os.makedirs(os.path.join(cls.root, "stages/common"))
 
-    def run_tool(self, *args, env=None):
+    def run_tool(self, *args, env=None, stdout=subprocess.PIPE, preexec_fn=None):
         full_env = dict(os.environ)
         full_env.pop("NO_COLOR", None)
         full_env.pop("BUILD_WORKSPACE_DIRECTORY", None)
         full_env.update(env or {})
         return subprocess.run([sys.executable, SCRIPT, "--root", self.root, *args],
-                              capture_output=True, text=True, env=full_env, check=False)
+                              stdout=stdout, stderr=subprocess.PIPE, text=True, env=full_env,
+                              preexec_fn=preexec_fn, check=False)
 
     def test_prints_a_plain_unified_diff_when_stdout_is_not_a_terminal(self):
         r = self.run_tool("00", "01")
@@ -69,6 +70,31 @@ class StagediffTest(unittest.TestCase):
             self.assertIn("unknown stage '%s'" % name, r.stderr)
             self.assertIn("known stages: 00_first, 01_second", r.stderr)
             self.assertEqual(r.stdout, "")
+
+    def test_stage_numbers_are_ascii_digits_only(self):
+        # Fullwidth and superscript digits are digits to str.isdigit(); 5,000 digits
+        # are too many for int(). Each is an unknown stage, not a traceback.
+        for name in ("\uff11", "\uff10", "\u00b2", "9" * 5000):
+            r = self.run_tool("00", name)
+            self.assertEqual(r.returncode, 2, name[:10])
+            self.assertIn("unknown stage '%s'" % name, r.stderr)
+            self.assertNotIn("Traceback", r.stderr)
+        self.assertEqual(self.run_tool("000", "001").stdout, self.run_tool("0", "1").stdout)
+
+    def test_a_closed_stdout_is_an_error_not_a_traceback(self):
+        for args in (["00", "01"], ["--help"]):
+            r = self.run_tool(*args, stdout=None, preexec_fn=lambda: os.close(1))
+            self.assertEqual(r.returncode, 1, args)
+            self.assertEqual(r.stderr, "stagediff: error: stdout is closed\n", args)
+
+    @unittest.skipUnless(os.path.exists("/dev/full"), "no /dev/full")
+    def test_a_full_stdout_is_an_error_not_a_traceback(self):
+        with open("/dev/full", "w") as full:
+            for args in (["00", "01"], ["--help"]):
+                r = self.run_tool(*args, stdout=full)
+                self.assertEqual(r.returncode, 1, args)
+                self.assertEqual(r.stderr, "stagediff: error: cannot write to stdout: "
+                                 "No space left on device\n", args)
 
     def test_bad_arguments_exit_2_with_usage(self):
         for args in (["00"], [], ["00", "01", "02"], ["--color=sometimes", "00", "01"],
