@@ -104,7 +104,7 @@ std::string usage(const std::string& program, const std::string& about) {
          ")\n"
          "  --trace              print every readiness event and interest change\n"
          "  --quiet              no per-connection log lines\n"
-         "  --help               this text\n"
+         "  -h, --help           this text\n"
          "\n"
          "Prints 'listening on HOST:PORT' on stdout when ready. SIGINT or SIGTERM\n"
          "closes every connection, prints a summary and exits 0.\n";

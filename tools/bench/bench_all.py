@@ -1403,6 +1403,14 @@ def write_markdown(path, results, servers, charts, images_rel):
 
 # ---- Main ---------------------------------------------------------------------
 
+def ascii_int(text):
+    """An argparse type: a whole number in ASCII digits (int() would also take
+    " 1_0", "+5" or other scripts' digits); ranges are checked by the caller."""
+    if not re.fullmatch(r"[0-9]{1,6}", text):
+        raise argparse.ArgumentTypeError("expected a whole number, got %r" % text)
+    return int(text)
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(
         prog="bazel run //tools:bench_all --",
@@ -1411,7 +1419,7 @@ def parse_args(argv):
     parser.add_argument("--quick", action="store_true",
                         help="a ~2-minute smoke run: 1 run per cell, short windows; writes "
                         "to a temporary directory unless --out is given")
-    parser.add_argument("--runs", type=int,
+    parser.add_argument("--runs", type=ascii_int,
                         help="runs per cell (default %d, idle cells %d; 1 with --quick)"
                         % (FULL["runs"], FULL["idle_runs"]))
     parser.add_argument("--servers",
@@ -1424,7 +1432,7 @@ def parse_args(argv):
                         "--quick, --runs or --servers)")
     parser.add_argument("--out", help="directory for results.md, results.json and "
                         "images/ (default: the workspace's docs/ for a full run)")
-    parser.add_argument("--stream-grid", type=int, metavar="N",
+    parser.add_argument("--stream-grid", type=ascii_int, metavar="N",
                         help="measure only the 16 KiB streaming cell, at N heap shifts "
                         "spread over a 4 KiB page, every server once per shift per "
                         "round (--runs rounds, default %d), and print each run and a "

@@ -147,6 +147,13 @@ class ServersAndRenderOnlyFlagsTest(unittest.TestCase):
         self.assertTrue(args.render_only)
         self.assertEqual(args.out, "x")
 
+    def test_counts_are_ascii_digits_only(self):
+        for flag in ("--runs", "--stream-grid"):
+            for value in ("+5", "1_0", " 3", "\uff13", "3.0", ""):
+                self.assertIn("expected a whole number", self.usage_error([flag, value]),
+                              (flag, value))
+        self.assertEqual(bench_all.parse_args(["--runs", "3"]).runs, 3)
+
 
 if __name__ == "__main__":
     sys.exit(unittest.main())
