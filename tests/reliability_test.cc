@@ -450,6 +450,29 @@ TEST_F(Hostile, AFastStreamerDoesNotStarveAPingPongClient) {
   reader.join();
 }
 
+// TCP urgent data: once it has copied anything, Linux's read() stops short at
+// the urgent mark, with the rest of the stream already waiting. An
+// edge-triggered server that takes every short read for "drained" (epoll(7)'s
+// shortcut) then waits for an edge that never comes. The urgent byte itself is
+// out of band (no server sets SO_OOBINLINE), so it is not part of the echo.
+TEST_F(Hostile, UrgentDataDoesNotStallTheStream) {
+  auto& s = start({"--quiet"});
+  Fd c = connect_to(s.port());
+  const int one = 1;  // no Nagle: each part leaves at once, as its own segment
+  ::setsockopt(c.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  expect_echo(c.get(), "ready");  // accepted and registered
+  if (HasFailure()) return;
+  ::kill(s.pid(), SIGSTOP);  // all three parts are queued before the server reads
+  const bool sent = send_all(c.get(), "abc") &&
+                    ::send(c.get(), "X", 1, MSG_OOB | MSG_NOSIGNAL) == 1 &&
+                    send_all(c.get(), "def");
+  std::this_thread::sleep_for(milliseconds(100));
+  ::kill(s.pid(), SIGCONT);
+  ASSERT_TRUE(sent);
+  EXPECT_EQ(recv_exact(c.get(), 6, kShortWait), "abcdef")
+      << "the bytes after the urgent mark were not echoed";
+}
+
 TEST_F(Hostile, IdleConnectedClientsCostNoCpu) {
   auto& s = start({"--quiet"});
   std::vector<Fd> clients;

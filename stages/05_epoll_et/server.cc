@@ -3,12 +3,12 @@
 // Lesson: 04_epoll_mod still spent an epoll_ctl on every read/write flip and a
 // wake-up on every read, because a level-triggered interest must follow the
 // state machine. With EPOLLET a connection is registered once, at accept, for
-// EPOLLIN | EPOLLOUT | EPOLLRDHUP, and never touched again. The price: an edge
-// reports a change once, so the connection must remember what it was told
-// (`readable`, `writable`, `peer_closed`) and work until the socket is drained
-// or the send buffer is full, since no new edge comes while that is not so.
-// A short read tells us the socket is drained without an extra call (epoll(7)),
-// and a per-turn budget keeps one fast client from starving the others.
+// EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI, and never touched again. The price:
+// an edge reports a change once, so the connection must remember what it was told
+// (`readable`, `writable`, `peer_closed`, `urgent`) and work until the socket is
+// drained or the send buffer is full, since no new edge comes while that is not so. A
+// short read tells us the socket is drained without an extra call (epoll(7)), and a
+// per-turn budget keeps one fast client from starving the others.
 //
 // Limitation: one thread, so one core; the ladder stops here on purpose.
 #include <sys/epoll.h>
@@ -34,7 +34,8 @@ constexpr int kMaxEvents = 256;         // events taken per epoll_wait
 constexpr int kAcceptBackstopMs = 100;  // a paused listener is retried this soon
 constexpr int kReadsPerTurn = 1;        // buffer-fulls per connection per turn (README)
 // Registered once at accept: everything a connection will ever wait for.
-constexpr std::uint32_t kInterest = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+constexpr std::uint32_t kInterest =
+    EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET;
 
 // ---- Connection state ---------------------------------------------------------
 
@@ -51,8 +52,9 @@ struct Connection {
   bool readable = false;           // no short read since the last EPOLLIN edge
   bool writable = false;           // no EAGAIN on write since the last EPOLLOUT edge
   bool peer_closed = false;        // EPOLLRDHUP: no edge will follow; read up to EOF
-  bool queued = false;             // on the ready list: budget spent, work left
-  std::uint64_t echoed = 0;        // bytes sent back on this connection
+  bool urgent = false;       // EPOLLPRI: reads stop at the urgent mark; read to EAGAIN
+  bool queued = false;       // on the ready list: budget spent, work left
+  std::uint64_t echoed = 0;  // bytes sent back on this connection
 };
 //! [connection]
 
@@ -183,7 +185,9 @@ void accept_clients(Server& s) {
 // Reads into the empty buffer. A short read means the socket is drained
 // (epoll(7)): the next bytes raise a new EPOLLIN edge, so no read is spent on
 // seeing EAGAIN. A short read says nothing about EOF, though, and after
-// EPOLLRDHUP no edge will come: then read on until read() returns 0.
+// EPOLLRDHUP no edge will come: then read on until read() returns 0. Nor does it
+// after EPOLLPRI: a read stops at TCP's urgent mark with the rest of the stream
+// already waiting, so then read on until EAGAIN.
 bool handle_read(Server& s, Connection& c) {
   for (;;) {
     const ssize_t n = ::read(c.fd.get(), c.buffer.get(), s.options.buffer_size);
@@ -192,13 +196,15 @@ bool handle_read(Server& s, Connection& c) {
       // end (it is not NUL-terminated); payload bytes are never logged.
       c.length = static_cast<std::size_t>(n);
       c.offset = 0;
-      if (c.length < s.options.buffer_size && !c.peer_closed) c.readable = false;
+      if (c.length < s.options.buffer_size && !c.peer_closed && !c.urgent) {
+        c.readable = false;
+      }
       return true;
     }
     if (n == 0) return false;  // EOF: everything read so far has been echoed
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) {  // drained: normal; the next
-      c.readable = false;                           // EPOLLIN edge says when to
+      c.readable = c.urgent = false;                // EPOLLIN edge says when to
       return true;                                  // read again
     }
     echo::log_info("%s: read: %s", c.peer.c_str(), std::strerror(errno));
@@ -269,8 +275,9 @@ bool service(Server& s, Connection& c) {
 // read to the end (pending data is echoed before the EOF closes the connection).
 bool handle_event(Server& s, Connection& c, std::uint32_t events) {
   if (events & EPOLLERR) return false;  // a socket error: nothing more to echo
-  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) c.readable = true;
+  if (events & (EPOLLIN | EPOLLPRI | EPOLLRDHUP | EPOLLHUP)) c.readable = true;
   if (events & (EPOLLRDHUP | EPOLLHUP)) c.peer_closed = true;
+  if (events & EPOLLPRI) c.urgent = true;
   if (events & (EPOLLOUT | EPOLLHUP)) c.writable = true;
   return c.queued || service(s, c);  // a queued one gets its turn below
 }
