@@ -254,6 +254,7 @@ bool ServerProcess::running() {
 }
 
 ExitStatus ServerProcess::wait(Clock::duration timeout) {
+  waited_ = true;
   const auto deadline = Clock::now() + timeout;
   while (running()) {
     if (Clock::now() > deadline) {

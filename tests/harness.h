@@ -118,6 +118,8 @@ class ServerProcess {
   // Waits for the child to exit on its own (for servers that should fail fast).
   ExitStatus wait(Clock::duration timeout);
   bool running();
+  // Whether stop() or wait() was called: whether an exit was asked for or expected.
+  bool waited() const { return waited_; }
 
   // Number of open fds (/proc/PID/fd) and threads (/proc/PID/task).
   int open_fds() const;
@@ -145,6 +147,7 @@ class ServerProcess {
   std::string out_text_;
   std::string err_text_;
   bool reaped_ = false;
+  bool waited_ = false;
   ExitStatus status_;
   std::thread reader_;
 };

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 
@@ -213,6 +214,16 @@ struct Outcome {
   int closed = 0;
 };
 
+// After recv_exact came back short: whether the server closed or reset the
+// connection (a read sees EOF or an error), rather than just staying silent.
+bool connection_ended(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  if (::poll(&p, 1, 0) != 1) return false;
+  char byte;
+  const ssize_t n = ::recv(fd, &byte, 1, MSG_DONTWAIT);
+  return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
 Outcome echo_or_close_each(ServerProcess& s, int clients) {
   Outcome out;
   for (int i = 0; i < clients; ++i) {
@@ -241,6 +252,11 @@ Outcome echo_or_close_each(ServerProcess& s, int clients) {
       ADD_FAILURE() << "client " << i << ": " << first_difference(msg, got);
       return out;
     }
+    if (!connection_ended(c.get())) {
+      ADD_FAILURE() << "client " << i << " was neither echoed nor closed within 5 s: "
+                    << "the server left it hanging";
+      return out;
+    }
     ++out.closed;
   }
   return out;
@@ -250,8 +266,13 @@ TEST_F(FaultInjection, FailedEpollCtlDropsOnlyThatConnection) {
   // Every 7th epoll_ctl on a socket fails with ENOMEM (the listener's own
   // registration, call 1, succeeds).
   auto& s = start({"--quiet"}, with_faults("epoll_ctl:enomem/7"));
+  const int fds = s.open_fds();
+  const int threads = s.threads();
   const Outcome out = echo_or_close_each(s, 40);
   if (HasFailure()) return;  // echo_or_close_each said what went wrong
+  // Dropped means closed: no fd of a dropped connection may linger. (No fresh
+  // echo first: its own epoll_ctl could be one that fails.)
+  expect_back_to_baseline(s, fds, threads, /*echo_first=*/false);
   const long faults = stop_and_count_faults(s, "epoll_ctl");
   if (uses_epoll()) {
     EXPECT_GT(faults, 0);
@@ -268,8 +289,11 @@ TEST_F(FaultInjection, EpipeOnWriteClosesOnlyThatConnection) {
   // the kernel does for a write to a connection the peer has already shut down.
   // A server that has not ignored SIGPIPE dies at the first one (defect 3).
   auto& s = start({"--quiet"}, with_faults("write:epipe/5"));
+  const int fds = s.open_fds();
+  const int threads = s.threads();
   const Outcome out = echo_or_close_each(s, 30);
   if (HasFailure()) return;  // echo_or_close_each said what went wrong
+  expect_back_to_baseline(s, fds, threads, /*echo_first=*/false);
   EXPECT_GT(out.closed, 0) << "no write failed: is the fault reaching the server?";
   EXPECT_GT(out.served, out.closed) << "one failed write must cost one connection only";
   EXPECT_GT(stop_and_count_faults(s, "write"), 0);

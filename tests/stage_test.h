@@ -17,7 +17,8 @@ namespace echo::testing {
 
 // Starts the stage's server on a free port and, at the end of every test,
 // stops it with SIGTERM and checks that it exited 0 and reported nothing from
-// a sanitizer.
+// a sanitizer. A server that ended during the test without the test stopping
+// or awaiting it (a crash) fails the test.
 class StageTest : public ::testing::Test {
  protected:
   ServerProcess& start(std::vector<std::string> args = {}, const Launch& launch = {}) {
@@ -33,6 +34,11 @@ class StageTest : public ::testing::Test {
       EXPECT_TRUE(st.exited && st.code == 0)
           << "after SIGTERM the server " << st.describe() << "; stderr:\n"
           << tail(server_->stderr_text());
+    } else if (!server_->waited()) {
+      const ExitStatus st = server_->wait(Clock::duration::zero());
+      ADD_FAILURE() << "the server ended during the test, unasked: it " << st.describe()
+                    << "; stderr:\n"
+                    << tail(server_->stderr_text());
     }
     const std::string err = server_->stderr_text();
     EXPECT_EQ(err.find("Sanitizer"), std::string::npos) << tail(err);

@@ -1037,20 +1037,38 @@ TEST_F(StopTest, RegisteringAfterAStopShutsTheSocketDownAtOnce) {
   EXPECT_EQ(::read(late.a.get(), &byte, 1), 0);
 }
 
-TEST_F(StopTest, SigintAndSigtermRequestAStopInsteadOfKillingTheProcess) {
-  SocketPair watched;
-  ASSERT_TRUE(watched.a.valid());
-  ASSERT_TRUE(echo::shutdown_on_stop(watched.a.get()));
+// Earlier tests of this process have requested a stop already, which would make
+// every check below true before the signal. So each signal is raised in a fresh
+// process (a "threadsafe" death test re-runs the test binary), where nothing
+// has been requested yet; the child's exit code says which check failed.
+TEST(StopSignalDeathTest, SigintAndSigtermRequestAStopInsteadOfKillingTheProcess) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
   for (int sig : {SIGINT, SIGTERM}) {
-    ASSERT_EQ(::raise(sig), 0);  // the handler runs before raise() returns
-    EXPECT_TRUE(echo::stop_requested());
-    EXPECT_TRUE(readable_within(echo::stop_fd(), 1000));
+    EXPECT_EXIT(
+        {
+          echo::install_signal_handlers();
+          SocketPair watched;
+          int failed = 0;
+          if (!watched.a.valid() || !echo::shutdown_on_stop(watched.a.get()))
+            failed = 10;
+          if (echo::stop_requested() || readable_within(echo::stop_fd(), 0) ||
+              readable_within(watched.a.get(), 0)) {
+            failed = 11;  // a stop before the signal: the checks below prove nothing
+          }
+          ::raise(sig);  // the handler runs before raise() returns
+          if (!echo::stop_requested()) failed = 12;
+          if (!readable_within(echo::stop_fd(), 1000)) failed = 13;
+          echo::forget_on_stop(watched.a.get());
+          if (!readable_within(watched.a.get(), 1000)) failed = 14;
+          errno = 0;
+          if (::send(watched.a.get(), "x", 1, MSG_NOSIGNAL) != -1 || errno != EPIPE) {
+            failed = 15;
+          }
+          std::_Exit(failed);
+        },
+        ::testing::ExitedWithCode(0), "")
+        << "signal " << sig;
   }
-  echo::forget_on_stop(watched.a.get());
-  EXPECT_TRUE(readable_within(watched.a.get(), 1000));
-  errno = 0;
-  EXPECT_EQ(::send(watched.a.get(), "x", 1, MSG_NOSIGNAL), -1);
-  EXPECT_EQ(errno, EPIPE);
 }
 
 TEST_F(StopTest, AWriteToAClosedPeerIsAnErrorNotSigpipe) {
