@@ -497,6 +497,47 @@ TEST_F(Hostile, UrgentDataDoesNotStallTheStream) {
       << "the bytes after the urgent mark were not echoed";
 }
 
+// SIGTERM while the server is stuck writing to a client that never reads (00
+// and 01 block in write(); 02-05 wait for EPOLLOUT/POLLOUT), with other clients
+// connected: every connection is closed and the server exits 0 at once, with a
+// summary that counts them all. It must not wait for the client to read.
+TEST_F(Hostile, StopWhileWritingToAClientThatNeverReadsIsPrompt) {
+  auto& s = start({"--quiet"});
+  Fd hog = connect_to(s.port());
+  ::fcntl(hog.get(), F_SETFL, O_NONBLOCK);
+  const std::string chunk = pattern(1 << 20, 31);
+  std::uint64_t pushed = 0;
+  auto last_progress = Clock::now();  // push until the kernel takes nothing for 300 ms
+  while (Clock::now() - last_progress < milliseconds(300) && pushed < (64ull << 20)) {
+    const ssize_t n = ::send(hog.get(), chunk.data(), chunk.size(), MSG_NOSIGNAL);
+    if (n > 0) {
+      pushed += static_cast<std::uint64_t>(n);
+      last_progress = Clock::now();
+    } else {
+      std::this_thread::sleep_for(milliseconds(5));
+    }
+  }
+  std::vector<Fd> others;
+  for (int i = 0; i < 3; ++i) {
+    others.push_back(connect_to(s.port()));
+    if (serves_concurrently()) expect_echo(others.back().get(), "x");  // accepted
+  }
+  if (HasFailure()) return;
+  const auto before = Clock::now();
+  const ExitStatus st = s.stop(SIGTERM);
+  const auto took = Clock::now() - before;
+  EXPECT_TRUE(st.exited && st.code == 0)
+      << "after SIGTERM the server " << st.describe() << "; stderr:\n"
+      << s.stderr_text().substr(0, 2000);
+  EXPECT_LT(took, seconds(2) * kSlowdown)
+      << "the stop waited for a client that does not read (" << pushed
+      << " bytes pushed)";
+  const std::string served = serves_concurrently() ? "4" : "1";
+  EXPECT_NE(s.stdout_text().find("summary: served " + served + " connections"),
+            std::string::npos)
+      << s.stdout_text();
+}
+
 TEST_F(Hostile, IdleConnectedClientsCostNoCpu) {
   auto& s = start({"--quiet"});
   std::vector<Fd> clients;
