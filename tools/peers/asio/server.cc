@@ -21,7 +21,9 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
+#include <chrono>
 #include <csignal>
 #include <memory>
 #include <utility>
@@ -73,20 +75,41 @@ class Session : public std::enable_shared_from_this<Session> {
   echo::Stats& stats_;
 };
 
-void accept_clients(tcp::acceptor& acceptor, const echo::Options& options,
-                    echo::Stats& stats) {
-  acceptor.async_accept([&acceptor, &options, &stats](
-                            const boost::system::error_code& error,
-                            tcp::socket socket) {
+struct Acceptor {
+  tcp::acceptor socket;
+  asio::steady_timer retry;  // out of fds: when to accept again
+  const echo::Options& options;
+  echo::Stats& stats;
+  bool starved = false;  // out of fds since the last accept (logged once)
+};
+
+void accept_clients(Acceptor& a) {
+  a.socket.async_accept([&a](const boost::system::error_code& error,
+                             tcp::socket socket) {
     if (error == asio::error::operation_aborted) return;  // stopping
-    if (error) {
-      echo::log_error("accept: %s", error.message().c_str());
-    } else {
-      stats.add_connection();
-      echo::log_info("accepted a client");
-      std::make_shared<Session>(std::move(socket), options.buffer_size, stats)->start();
+    if (error &&
+        echo::classify_accept_error(error.value()) == echo::AcceptFailure::kOutOfFds) {
+      // Out of fds, the client stays queued and an accept at once fails at once,
+      // forever: a spin. So wait 100 ms, as the stages do.
+      if (!a.starved)
+        echo::log_error("accept: %s (pausing accepts)", error.message().c_str());
+      a.starved = true;
+      a.retry.expires_after(std::chrono::milliseconds(100));
+      a.retry.async_wait([&a](const boost::system::error_code& e) {
+        if (!e) accept_clients(a);
+      });
+      return;
     }
-    accept_clients(acceptor, options, stats);
+    if (error) {
+      echo::log_info("accept: %s", error.message().c_str());
+    } else {
+      a.starved = false;
+      a.stats.add_connection();
+      echo::log_info("accepted a client");
+      std::make_shared<Session>(std::move(socket), a.options.buffer_size, a.stats)
+          ->start();
+    }
+    accept_clients(a);
   });
 }
 
@@ -104,14 +127,14 @@ int main(int argc, char** argv) {
 
   asio::io_context io(1);  // one thread runs it: Asio may skip its locking
   echo::Stats stats;
-  tcp::acceptor acceptor(io);
+  Acceptor acceptor{tcp::acceptor(io), asio::steady_timer(io), options, stats};
   boost::system::error_code error;
-  acceptor.assign(protocol, fd.release(), error);
+  acceptor.socket.assign(protocol, fd.release(), error);
   if (error) {
     echo::log_error("acceptor: %s", error.message().c_str());
     return 1;
   }
-  accept_clients(acceptor, options, stats);
+  accept_clients(acceptor);
 
   // SIGINT/SIGTERM: stop the loop; the io_context's destructor then destroys the
   // pending operations, and with them every session and its socket.

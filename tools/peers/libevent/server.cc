@@ -57,6 +57,7 @@ struct Server {
   const echo::Options& options;
   echo::Stats& stats;
   std::vector<std::unique_ptr<Connection>> connections{};  // indexed by fd
+  bool starved = false;  // out of fds since the last accept (logged once)
 };
 
 void close_connection(Connection& c) {
@@ -115,6 +116,7 @@ void on_readable(evutil_socket_t, short, void* arg) {
 
 void on_accept(evconnlistener*, evutil_socket_t fd, sockaddr*, int, void* arg) {
   Server& s = *static_cast<Server*>(arg);
+  s.starved = false;
   // A yardstick, not a lesson: running out of memory here ends the process.
   auto c = std::make_unique<Connection>();
   c->server = &s;
@@ -134,8 +136,28 @@ void on_accept(evconnlistener*, evutil_socket_t fd, sockaddr*, int, void* arg) {
   s.connections[slot] = std::move(c);
 }
 
-void on_accept_error(evconnlistener*, void*) {
-  echo::log_error("accept: %s", std::strerror(errno));
+void resume_accepting(evutil_socket_t, short, void* listener) {
+  evconnlistener_enable(static_cast<evconnlistener*>(listener));
+}
+
+// libevent reports every failed accept here and keeps the listener on. Out of
+// fds, the client stays queued and the level-triggered listener fires again at
+// once: a spin. So pause it for 100 ms, as the stages do.
+void on_accept_error(evconnlistener* listener, void* arg) {
+  Server& s = *static_cast<Server*>(arg);
+  const int err = errno;
+  if (echo::classify_accept_error(err) != echo::AcceptFailure::kOutOfFds) {
+    echo::log_info("accept: %s", std::strerror(err));
+    return;
+  }
+  if (!s.starved) echo::log_error("accept: %s (pausing accepts)", std::strerror(err));
+  s.starved = true;
+  const timeval pause{0, 100'000};
+  if (evconnlistener_disable(listener) != 0 ||
+      event_base_once(s.base, -1, EV_TIMEOUT, resume_accepting, listener, &pause) !=
+          0) {
+    evconnlistener_enable(listener);  // cannot pause: retrying beats never accepting
+  }
 }
 
 void on_signal(evutil_socket_t, short, void* arg) {
