@@ -126,6 +126,7 @@ std::unique_ptr<ServerProcess> ServerProcess::start(
   if (pid == 0) {
     int devnull = ::open("/dev/null", O_RDONLY);
     ::dup2(devnull, 0);
+    if (devnull > 2) ::close(devnull);  // the server must not inherit a stray fd
     ::dup2(out[1], 1);
     ::dup2(err[1], 2);
     if (launch.nofile != 0) {
