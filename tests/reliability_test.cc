@@ -226,6 +226,24 @@ struct Outcome {
   int closed = 0;
 };
 
+// The server's fd count once it has settled: a stage prints "listening on"
+// before it opens its epoll fd, so a count taken at once can be one short.
+int settled_fds(ServerProcess& s) {
+  int fds = s.open_fds();
+  const auto deadline = Clock::now() + kShortWait;
+  for (auto stable_since = Clock::now();
+       Clock::now() - stable_since < milliseconds(100) * kSlowdown &&
+       Clock::now() < deadline;) {
+    std::this_thread::sleep_for(milliseconds(10));
+    const int now = s.open_fds();
+    if (now != fds) {
+      fds = now;
+      stable_since = Clock::now();
+    }
+  }
+  return fds;
+}
+
 // After recv_exact came back short: whether the server closed or reset the
 // connection (a read sees EOF or an error), rather than just staying silent.
 bool connection_ended(int fd) {
@@ -278,8 +296,8 @@ TEST_F(FaultInjection, FailedEpollCtlDropsOnlyThatConnection) {
   // Every 7th epoll_ctl on a socket fails with ENOMEM (the listener's own
   // registration, call 1, succeeds).
   auto& s = start({"--quiet"}, with_faults("epoll_ctl:enomem/7"));
-  const int fds = s.open_fds();  // before any client; threads are not compared, as
-                                 // a sanitizer may add its own thread later
+  const int fds = settled_fds(s);  // before any client; threads are not compared,
+                                   // as a sanitizer may add its own thread later
   const Outcome out = echo_or_close_each(s, 40);
   if (HasFailure()) return;  // echo_or_close_each said what went wrong
   // Dropped means closed: no fd of a dropped connection may linger. (No fresh
@@ -301,7 +319,7 @@ TEST_F(FaultInjection, EpipeOnWriteClosesOnlyThatConnection) {
   // the kernel does for a write to a connection the peer has already shut down.
   // A server that has not ignored SIGPIPE dies at the first one (defect 3).
   auto& s = start({"--quiet"}, with_faults("write:epipe/5"));
-  const int fds = s.open_fds();  // before any client (threads: as above)
+  const int fds = settled_fds(s);  // before any client (threads: as above)
   const Outcome out = echo_or_close_each(s, 30);
   if (HasFailure()) return;  // echo_or_close_each said what went wrong
   expect_back_to_baseline(s, fds, kAnyThreads, /*echo_first=*/false);
