@@ -32,6 +32,12 @@ STAGE_PAGE = re.compile(r"^md_stages_(\d\d)_[a-z0-9_]+_README\.html$")
 DIFF_PAGE = re.compile(r"^diff_(\d\d)_(\d\d)\.html$")
 
 
+def expected_stages():
+    """The stage numbers the site must have a page for ("00", "01", ...): the ladder
+    docs/BUILD passes after the site's path, or None when run by hand without it."""
+    return [name[:2] for name in sys.argv[2:]] or None
+
+
 def site_dir():
     path = sys.argv[1] if len(sys.argv) > 1 else "docs/site"
     return os.path.abspath(path)
@@ -145,6 +151,8 @@ class StaticSiteTest(unittest.TestCase):
             self.assertTrue(os.path.isfile(site.path(name)), name)
         self.assertGreaterEqual(len(site.stages), 2, "stage pages: %s" % site.stages)
         self.assertEqual(site.stages[0], "00")
+        if expected_stages() is not None:  # every stage of the ladder has its page
+            self.assertEqual(site.stages, expected_stages(), "stage pages")
         for old, new in zip(site.stages, site.stages[1:]):
             self.assertIn((old, new), site.diff_pages,
                           "no side-by-side diff page for %s -> %s" % (old, new))
