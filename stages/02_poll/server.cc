@@ -26,6 +26,8 @@
 
 namespace {
 
+using Clock = std::chrono::steady_clock;  // times the listener's pause
+
 constexpr char kAbout[] =
     "Stage 02_poll: non-blocking sockets served by one poll() loop.";
 constexpr int kAcceptBackstopMs = 100;  // a paused listener is retried this soon
@@ -60,8 +62,8 @@ struct Server {
   std::vector<Connection> connections;
   bool listener_paused = false;  // out of fds: the listener is not watched
   bool fd_freed = false;         // a connection closed since the pause
-  std::chrono::steady_clock::time_point retry_at{};  // the pause ends by then
-  bool starved = false;  // out of fds since the last accept (logged once)
+  Clock::time_point retry_at{};  // a pause ends by then at the latest
+  bool starved = false;          // out of fds since the last accept (logged once)
 };
 
 //! [interest]
@@ -116,8 +118,7 @@ void pause_listener(Server& s, int err) {
   set_interest(s.fds[kListener], 0);
   s.listener_paused = true;
   s.fd_freed = false;
-  s.retry_at =
-      std::chrono::steady_clock::now() + std::chrono::milliseconds(kAcceptBackstopMs);
+  s.retry_at = Clock::now() + std::chrono::milliseconds(kAcceptBackstopMs);
 }
 
 void resume_listener(Server& s) {
@@ -275,8 +276,7 @@ void serve(const echo::Fd& listener, const echo::Options& options, echo::Stats& 
         close_connection(s, i);  // the last entry moved into i: look at it next
       }
     }
-    if (s.listener_paused &&
-        (s.fd_freed || std::chrono::steady_clock::now() >= s.retry_at)) {
+    if (s.listener_paused && (s.fd_freed || Clock::now() >= s.retry_at)) {
       resume_listener(s);
     }
   }

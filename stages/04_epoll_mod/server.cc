@@ -25,6 +25,8 @@
 
 namespace {
 
+using Clock = std::chrono::steady_clock;  // times the listener's pause
+
 constexpr char kAbout[] =
     "Stage 04_epoll_mod: level-triggered epoll, interest switched with MOD.";
 constexpr int kMaxEvents = 256;         // events taken per epoll_wait
@@ -55,8 +57,8 @@ struct Server {
   std::vector<std::unique_ptr<Connection>> connections{};  // indexed by fd
   bool listener_paused = false;  // out of fds: the listener is not watched
   bool fd_freed = false;         // a connection closed since the pause
-  std::chrono::steady_clock::time_point retry_at{};  // the pause ends by then
-  bool starved = false;  // out of fds since the last accept (logged once)
+  Clock::time_point retry_at{};  // a pause ends by then at the latest
+  bool starved = false;          // out of fds since the last accept (logged once)
 };
 
 void close_connection(Server& s, int fd);
@@ -120,16 +122,14 @@ void pause_listener(Server& s, int err) {
   control(s, EPOLL_CTL_DEL, s.listener.get(), 0);
   s.listener_paused = true;
   s.fd_freed = false;
-  s.retry_at =
-      std::chrono::steady_clock::now() + std::chrono::milliseconds(kAcceptBackstopMs);
+  s.retry_at = Clock::now() + std::chrono::milliseconds(kAcceptBackstopMs);
 }
 
 void resume_listener(Server& s) {
   s.fd_freed = false;
   s.listener_paused = !control(s, EPOLL_CTL_ADD, s.listener.get(), EPOLLIN);
   if (s.listener_paused) {  // the ADD failed: try again after another backstop
-    s.retry_at =
-        std::chrono::steady_clock::now() + std::chrono::milliseconds(kAcceptBackstopMs);
+    s.retry_at = Clock::now() + std::chrono::milliseconds(kAcceptBackstopMs);
   }
 }
 //! [pause_listener]
@@ -286,8 +286,7 @@ void serve(const echo::Fd& listener, const echo::Options& options, echo::Stats& 
       if (!open) close_connection(s, fd);
       //! [interest]
     }
-    if (s.listener_paused &&
-        (s.fd_freed || std::chrono::steady_clock::now() >= s.retry_at)) {
+    if (s.listener_paused && (s.fd_freed || Clock::now() >= s.retry_at)) {
       resume_listener(s);
     }
   }

@@ -3,12 +3,13 @@
 // Lesson: 04_epoll_mod still spent an epoll_ctl on every read/write flip and a
 // wake-up on every read, because a level-triggered interest must follow the
 // state machine. With EPOLLET a connection is registered once, at accept, for
-// EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI, and never touched again. The price:
-// an edge reports a change once, so the connection must remember what it was told
-// (`readable`, `writable`, `peer_closed`, `urgent`) and work until the socket is
-// drained or the send buffer is full, since no new edge comes while that is not so. A
-// short read tells us the socket is drained without an extra call (epoll(7)), and a
-// per-turn budget keeps one fast client from starving the others.
+// EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI, and never touched again. The
+// price: an edge reports a change once, so the connection must remember what it
+// was told (`readable`, `writable`, `peer_closed`, `urgent`) and work until the
+// socket is drained or the send buffer is full, since no new edge comes while
+// that is not so. A short read tells us the socket is drained without an extra
+// call (epoll(7)), and a per-turn budget keeps one fast client from starving
+// the others.
 //
 // Limitation: one thread, so one core; the ladder stops here on purpose.
 #include <sys/epoll.h>
@@ -27,6 +28,8 @@
 #include "stages/common/common.h"
 
 namespace {
+
+using Clock = std::chrono::steady_clock;  // times the listener's pause
 
 constexpr char kAbout[] =
     "Stage 05_epoll_et: edge-triggered epoll, registered once, drained on every edge.";
@@ -52,9 +55,9 @@ struct Connection {
   bool readable = false;           // no short read since the last EPOLLIN edge
   bool writable = false;           // no EAGAIN on write since the last EPOLLOUT edge
   bool peer_closed = false;        // EPOLLRDHUP: no edge will follow; read up to EOF
-  bool urgent = false;       // EPOLLPRI: reads stop at the urgent mark; read to EAGAIN
-  bool queued = false;       // on the ready list: budget spent, work left
-  std::uint64_t echoed = 0;  // bytes sent back on this connection
+  bool urgent = false;             // EPOLLPRI: short reads count only from EAGAIN
+  bool queued = false;             // on the ready list: budget spent, work left
+  std::uint64_t echoed = 0;        // bytes sent back on this connection
 };
 //! [connection]
 
@@ -68,8 +71,8 @@ struct Server {
   std::vector<int> turn{};       // the ready list being serviced
   bool listener_paused = false;  // out of fds: the listener is not watched
   bool fd_freed = false;         // a connection closed since the pause
-  std::chrono::steady_clock::time_point retry_at{};  // the pause ends by then
-  bool starved = false;  // out of fds since the last accept (logged once)
+  Clock::time_point retry_at{};  // a pause ends by then at the latest
+  bool starved = false;          // out of fds since the last accept (logged once)
 };
 
 void close_connection(Server& s, int fd);
@@ -135,16 +138,14 @@ void pause_listener(Server& s, int err) {
   control(s, EPOLL_CTL_DEL, s.listener.get(), 0);
   s.listener_paused = true;
   s.fd_freed = false;
-  s.retry_at =
-      std::chrono::steady_clock::now() + std::chrono::milliseconds(kAcceptBackstopMs);
+  s.retry_at = Clock::now() + std::chrono::milliseconds(kAcceptBackstopMs);
 }
 
 void resume_listener(Server& s) {
   s.fd_freed = false;
   s.listener_paused = !control(s, EPOLL_CTL_ADD, s.listener.get(), EPOLLIN);
   if (s.listener_paused) {  // the ADD failed: try again after another backstop
-    s.retry_at =
-        std::chrono::steady_clock::now() + std::chrono::milliseconds(kAcceptBackstopMs);
+    s.retry_at = Clock::now() + std::chrono::milliseconds(kAcceptBackstopMs);
   }
 }
 //! [pause_listener]
@@ -352,8 +353,7 @@ void serve(const echo::Fd& listener, const echo::Options& options, echo::Stats& 
     }
     s.turn.clear();
     //! [ready]
-    if (s.listener_paused &&
-        (s.fd_freed || std::chrono::steady_clock::now() >= s.retry_at)) {
+    if (s.listener_paused && (s.fd_freed || Clock::now() >= s.retry_at)) {
       resume_listener(s);
     }
   }
