@@ -26,6 +26,17 @@ const std::vector<Limitation>& limitations();
 // The limitation of `stage` for `test`, or nullptr when the stage must pass it.
 const Limitation* find_limitation(std::string_view stage, std::string_view test);
 
+// Tests whose situation a stage never meets by design: 00_blocking, holding one
+// connection at a time, never runs out of fds; a stage without epoll never sees
+// epoll_ctl fail. The test still runs and checks what it can (for example, that
+// no epoll_ctl is made and every client is echoed), and the table shows "n/a"
+// rather than a "pass" that proves less than its name says. `why` says what
+// the test checks instead.
+const std::vector<Limitation>& inapplicable();
+
+// The entry of inapplicable() for `stage` and `test`, or nullptr.
+const Limitation* find_inapplicable(std::string_view stage, std::string_view test);
+
 // Steady-state epoll_ctl calls per echoed message, by design: 03 DELs and ADDs
 // around both the read and the write (4), 04 MODs twice (2), 05 registers once
 // (0); the others do not use epoll (0).

@@ -28,6 +28,17 @@ class StageTest : public ::testing::Test {
   }
 
   void TearDown() override {
+    if (!IsSkipped() && !HasFailure()) {
+      // A table entry the test never consults would show a result it never checked.
+      const std::string test = current_test();
+      EXPECT_TRUE(asked_limit_ || find_limitation(stage_name(), test) == nullptr)
+          << test << " is listed as a limitation of " << stage_name()
+          << " but never asks is_limited()";
+      EXPECT_TRUE(asked_inapplicable_ ||
+                  find_inapplicable(stage_name(), test) == nullptr)
+          << test << " is listed as n/a for " << stage_name()
+          << " but never asks is_inapplicable()";
+    }
     if (!server_) return;
     if (server_->running()) {
       ExitStatus st = server_->stop(SIGTERM);
@@ -46,10 +57,9 @@ class StageTest : public ::testing::Test {
   }
 
   // The stage's design limit for the running test, or nullptr.
-  const Limitation* is_limited() const {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    const Limitation* l = find_limitation(
-        stage_name(), std::string(info->test_suite_name()) + "." + info->name());
+  const Limitation* is_limited() {
+    asked_limit_ = true;
+    const Limitation* l = find_limitation(stage_name(), current_test());
     if (l != nullptr) {
       ::testing::Test::RecordProperty("expected_limitation", std::string(l->why));
       std::cout << "[  LIMIT   ] " << stage_name() << " by design: " << l->why
@@ -58,11 +68,30 @@ class StageTest : public ::testing::Test {
     return l;
   }
 
+  // Whether the running test's situation never arises for this stage, by design
+  // (see inapplicable()): the test then checks what it can instead.
+  const Limitation* is_inapplicable() {
+    asked_inapplicable_ = true;
+    const Limitation* l = find_inapplicable(stage_name(), current_test());
+    if (l != nullptr) {
+      ::testing::Test::RecordProperty("not_applicable", std::string(l->why));
+      std::cout << "[   N/A    ] " << stage_name() << " by design: " << l->why << "\n";
+    }
+    return l;
+  }
+
+  static std::string current_test() {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    return std::string(info->test_suite_name()) + "." + info->name();
+  }
+
   static std::string tail(const std::string& text, std::size_t n = 4000) {
     return text.size() <= n ? text : "..." + text.substr(text.size() - n);
   }
 
   std::unique_ptr<ServerProcess> server_;
+  bool asked_limit_ = false;
+  bool asked_inapplicable_ = false;
 };
 
 // Echoes `payload` on `fd` and checks it came back byte for byte.

@@ -56,21 +56,27 @@ int main(int argc, char** argv) {
                         suite->GetTestInfo(t)->name());
       }
     }
-    // A limitation that names no test or no stage would silently never apply.
+    // An entry that names no test or no stage would silently never apply; one
+    // that is both a limitation and n/a would contradict itself.
     int stale = 0;
-    for (const auto& l : echo::testing::limitations()) {
+    auto check = [&](const echo::testing::Limitation& l, const char* kind) {
       bool test_known = false;
       for (const auto& t : tests) test_known = test_known || t == l.test;
       bool stage_known = false;
       for (auto s : echo::testing::all_stages())
         stage_known = stage_known || s == l.stage;
-      if (!test_known || !stage_known) {
-        std::fprintf(stderr, "echo_suite: stale limitation %.*s / %.*s\n",
+      const bool both = echo::testing::find_limitation(l.stage, l.test) != nullptr &&
+                        echo::testing::find_inapplicable(l.stage, l.test) != nullptr;
+      if (!test_known || !stage_known || both) {
+        std::fprintf(stderr, "echo_suite: %s %s / %.*s / %.*s\n",
+                     both ? "contradictory" : "stale", kind,
                      static_cast<int>(l.stage.size()), l.stage.data(),
                      static_cast<int>(l.test.size()), l.test.data());
         ++stale;
       }
-    }
+    };
+    for (const auto& l : echo::testing::limitations()) check(l, "limitation");
+    for (const auto& l : echo::testing::inapplicable()) check(l, "n/a entry");
     if (stale != 0) return 1;
     std::fputs(echo::testing::markdown_table(tests).c_str(), stdout);
     return 0;
