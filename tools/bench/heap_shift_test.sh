@@ -25,16 +25,12 @@ base="$(offset)"
 echo "without the preload: $allocator allocator, block at offset $base"
 if [[ "$allocator" != glibc ]]; then
   # A sanitizer replaces malloc with its own size-class allocator, which one
-  # block does not move; bench_all measures -c opt builds, never this. What still
-  # holds: the preloaded process runs and prints its block. (ASan insists on
-  # being first in the library list; a preload before it is allowed here.)
-  export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
-  for shift in 0 816; do
-    got="$(offset "$shift")"
-    [[ "$got" =~ ^[0-9]+$ ]] || { echo "FAIL: shift $shift: probe printed '$got'"; exit 1; }
-  done
-  echo "$allocator build: the probe runs preloaded; offsets are not checked (see above)"
-  exit 0
+  # block does not move, so the offsets cannot be checked: say so and fail
+  # rather than pass. (tools/bench/BUILD makes this test incompatible with
+  # --config=asan and --config=tsan, so Bazel skips it there.)
+  echo "FAIL: the probe uses the $allocator allocator; the heap shift can only be" \
+    "checked with glibc's malloc (build without a sanitizer)"
+  exit 1
 fi
 
 check() {  # check SHIFT EXPECTED_MOVE
