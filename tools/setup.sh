@@ -33,6 +33,7 @@ readonly PACKAGES=(
   netcat-openbsd    # `nc 127.0.0.1 8080`, as the README shows
   python3           # scripts (.ci/run counts test cases with it)
   procps            # ps/pgrep/pkill, used by the tools and the workshop
+  iproute2          # ss: the docs find a server's pid by its listening port
 )
 
 say() { printf 'setup: %s\n' "$*" >&2; }
@@ -149,6 +150,7 @@ verify() {
   check "nc" command -v nc
   check "python3" command -v python3
   check "ps (procps)" command -v ps
+  check "ss (iproute2)" command -v ss
 
   if ((${#failures[@]} > 0)); then
     say "FAILED: ${#failures[@]} of $checks checks; missing:"
