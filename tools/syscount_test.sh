@@ -124,8 +124,12 @@ check_failure "echo_bench fails" "FAILED: echo_bench failed (exit 1)" \
   --server-binary "$tmp/server" --echo-bench /bin/false
 check_failure "echo_bench prints no JSON" "FAILED: echo_bench exited 0 but printed no JSON" \
   --server-binary "$tmp/server" --echo-bench /bin/true
-check_failure "no listening line" "FAILED: the server under strace did not print" \
+check_failure "no listening line" \
+  "did not print \`listening on HOST:PORT\` (it printed 'not a listening line')" \
   --server-binary "$tmp/fake_server" --echo-bench "$tmp/echo_bench"
+check_failure "a server that exits at once" \
+  "(it closed its stdout without printing a line); its stderr:"$'\n'"(empty)" \
+  --server-binary /bin/true --echo-bench "$tmp/echo_bench"
 
 echo "== stdout that cannot be written"
 out=$(timeout 20 "$syscount" 05 --server-binary "$tmp/server" --echo-bench "$bench" \
