@@ -1495,7 +1495,7 @@ def main(argv):
     elif full:
         out_dir = os.path.join(workspace, "docs")
     else:
-        out_dir = os.path.join(tempfile.gettempdir(), "echo_ladder_bench")
+        out_dir = scratch_dir()
 
     if args.stream_grid is not None:
         return stream_grid_main(args, config, workspace)
@@ -1556,7 +1556,7 @@ def main(argv):
         run_matrix(runner, args.servers, config, results)
     except KeyboardInterrupt:
         if not args.out:  # never replace the checked-in results with a partial run
-            out_dir = os.path.join(tempfile.gettempdir(), "echo_ladder_bench")
+            out_dir = scratch_dir()
         say("interrupted: writing what was measured so far to %s" % out_dir)
         meta["interrupted"] = True
     meta["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
@@ -1663,12 +1663,22 @@ def stream_grid_main(args, config, workspace):
     return 0 if all(len(runs[n]) == rounds * len(shifts) for n in servers) else 1
 
 
+def scratch_dir():
+    """Where a run that must not replace docs/ writes: one directory per user, so
+    that people sharing a machine do not overwrite each other's runs."""
+    return os.path.join(tempfile.gettempdir(), "echo_ladder_bench-%d" % os.getuid())
+
+
 def render(results, servers, out_dir):
     """results.md and the charts, from the results (also --render-only)."""
     charts = make_charts(results, servers, os.path.join(out_dir, "images"))
     write_markdown(os.path.join(out_dir, "results.md"), results, servers, charts, "images")
     say("wrote %s (%d charts) after %.1f minutes of measuring" % (
         os.path.join(out_dir, "results.md"), len(charts), results["meta"]["elapsed_s"] / 60))
+    if results["config"]["runs"] < 3:
+        say("the targets below come from %d run%s per cell: a noisy sample, not a"
+            " verdict (the full run takes the median of 5)"
+            % (results["config"]["runs"], "" if results["config"]["runs"] == 1 else "s"))
     for target, measured, ok in check_targets(results, servers):
         say("target %s: %s: %s" % ("holds" if ok else "FAILS", target, measured))
 
