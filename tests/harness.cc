@@ -82,7 +82,7 @@ void set_faultinject(std::string path) {
 std::string ExitStatus::describe() const {
   if (timed_out) return "did not exit in time (killed)";
   if (exited) return "exited with code " + std::to_string(code);
-  return std::string("killed by signal ") + std::to_string(signal) + " (" +
+  return std::string("was killed by signal ") + std::to_string(signal) + " (" +
          ::strsignal(signal) + ")";
 }
 
