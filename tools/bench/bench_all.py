@@ -97,8 +97,9 @@ FULL = {
     "runs": 5,
     "duration_s": 1.5,        # measured window of each duration-mode run
     # Streaming on one loopback connection settles, for a second or so at a time, in
-    # a fast or a slow state (about 1,300 or 1,000 MB/s here, most of all for servers
-    # that read until drained; see docs/decisions.md): a longer window averages over both.
+    # a fast or a slow state (about 1,300 or 1,050 MB/s in the runs that showed it,
+    # most of all for servers that read until drained; see docs/decisions.md): a
+    # longer window averages over both.
     "stream_duration_s": 3.0,
     "warmup_s": 0.5,
     "pipeline": 16,           # streaming: 16 KiB messages in flight
