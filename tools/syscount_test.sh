@@ -99,6 +99,33 @@ for entry in "--size:2000000000:at most 1073741824" \
 done
 no_leftovers "bad counts"
 
+echo "== syscount's limits are echo_bench's"
+# syscount repeats echo_bench's limits (tools/echo_bench/flags.h) to check counts
+# up front. Each limit it names must be exactly where echo_bench's own check is:
+# echo_bench accepts the limit (exit 1 here: nothing listens on port 1, or too
+# few fds) and rejects one more as bad usage (exit 2). --messages: syscount's
+# second run sends 2N, so echo_bench's limit is twice syscount's.
+for entry in "--connections:2000000:1" "--size:2000000000:1" \
+  "--messages:900000000000000000:2"; do
+  IFS=: read -r flag value factor <<<"$entry"
+  out=$("$syscount" 05 --server-binary "$tmp/server" --echo-bench "$bench" \
+    "$flag" "$value" 2>&1)
+  limit=$(grep -o "argument $flag: at most [0-9]*" <<<"$out" | grep -o '[0-9]*$')
+  if [[ -z $limit ]]; then
+    fail "$flag: syscount named no limit: $out"
+    continue
+  fi
+  limit=$((limit * factor))
+  base=(--port 1)
+  [[ $flag == --messages ]] || base+=(--messages 2)
+  "$bench" "${base[@]}" "$flag" "$limit" >/dev/null 2>&1
+  rc=$?
+  [[ $rc == 1 ]] || fail "$flag $limit (syscount's limit): echo_bench exit $rc, want 1"
+  "$bench" "${base[@]}" "$flag" "$((limit + 1))" >/dev/null 2>&1
+  rc=$?
+  [[ $rc == 2 ]] || fail "$flag $((limit + 1)): echo_bench exit $rc, want 2 (bad usage)"
+done
+
 echo "== a single-digit stage number"
 if json=$(timeout 20 "$syscount" 5 --server-binary "$tmp/server" --echo-bench "$bench" \
   --connections 1 --messages 20 --json 2>"$tmp/err"); then
