@@ -24,6 +24,9 @@ def echo_suite(stages):
             server,
             "//tools/faultinject:libfaultinject.so",
         ]
+        # Medium (a 300 s timeout), not short (60 s): one stage takes about 20 s,
+        # under TSan about 28 s on 2 cores, and a laptop under load may take twice
+        # that. Bazel's note that some tests' size is "too big" is expected.
         cc_test(
             name = "echo_suite_" + stage,
             size = "medium",
