@@ -32,7 +32,7 @@ readonly PACKAGES=(
   strace            # tools/syscount: count the syscalls of each stage
   netcat-openbsd    # `nc 127.0.0.1 8080`, as the README shows
   python3           # scripts (.ci/run counts test cases with it)
-  procps            # ps/pgrep/pkill, used by the tools and the workshop
+  procps            # ps/pgrep/pkill, used by the tools and their tests
   iproute2          # ss: the docs find a server's pid by its listening port
 )
 
