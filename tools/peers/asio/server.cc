@@ -125,7 +125,7 @@ int main(int argc, char** argv) {
   ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&bound), &length);
   const tcp protocol = bound.ss_family == AF_INET6 ? tcp::v6() : tcp::v4();
 
-  asio::io_context io(1);  // one thread runs it: Asio may skip its locking
+  asio::io_context io(1);  // one thread runs it (its mutexes stay on: decisions.md)
   echo::Stats stats;
   Acceptor acceptor{tcp::acceptor(io), asio::steady_timer(io), options, stats};
   boost::system::error_code error;
