@@ -7,18 +7,19 @@
 // -> summary, exit 0), and so is the memory policy: one buffer's worth of data per
 // connection, and no reading while it is not yet written back.
 //
-// Why evbuffers and not bufferevents: a socket bufferevent writes only from its
-// next EV_WRITE callback, so each ping-pong message would cost an epoll_ctl to
-// start watching EV_WRITE, a second wake-up, and an epoll_ctl to stop, plus an
+// Why events and not bufferevents: a socket bufferevent writes only from its next
+// EV_WRITE callback, so each ping-pong message would cost an epoll_ctl to start
+// watching EV_WRITE, a second wake-up, and an epoll_ctl to stop, plus an
 // ioctl(FIONREAD) per read. Here one persistent EV_READ event per connection reads
-// into the connection's evbuffer (reserve/commit: no FIONREAD) and evbuffer_write
-// sends the echo at once. Only when the send buffer is full does the connection
-// switch to its EV_WRITE event until the evbuffer drains.
+// into the connection's own buffer and writes the echo back at once. Only when
+// the send buffer is full does the connection switch to its EV_WRITE event until
+// the rest has gone out. (An evbuffer would cost a malloc and a free of a 32 KiB
+// chain per message, since libevent frees a chain once it is written out, and
+// the libuv and Asio peers keep one buffer per connection too.)
 //
 // Flags, SIGPIPE, the fd limit and the listening socket are set up as for every
 // peer (peer_main.h: the stages' own listen_or_exit, same backlog,
 // SO_REUSEADDR, messages); accepting, events and signals are libevent's.
-#include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <unistd.h>
@@ -34,21 +35,22 @@
 
 namespace {
 
-constexpr char kAbout[] =
-    "Peer: an echo server on libevent (evconnlistener, events, evbuffers).";
+constexpr char kAbout[] = "Peer: an echo server on libevent (evconnlistener, events).";
 
 struct Server;
 
 struct Connection {
   Server* server = nullptr;
   echo::Fd fd;
-  event* read_event = nullptr;   // EV_READ | EV_PERSIST: on while `pending` is empty
-  event* write_event = nullptr;  // EV_WRITE | EV_PERSIST: on while it is not
-  evbuffer* pending = nullptr;   // read, not yet echoed
+  event* read_event = nullptr;     // EV_READ | EV_PERSIST: on while nothing is pending
+  event* write_event = nullptr;    // EV_WRITE | EV_PERSIST: on while something is
+  std::unique_ptr<char[]> buffer;  // options.buffer_size bytes
+  std::size_t filled = 0;          // bytes read into it
+  std::size_t sent = 0;            // of those, bytes echoed
+  bool pending() const { return sent < filled; }
   ~Connection() {
     if (read_event != nullptr) event_free(read_event);
     if (write_event != nullptr) event_free(write_event);
-    if (pending != nullptr) evbuffer_free(pending);
   }
 };
 
@@ -66,9 +68,10 @@ void close_connection(Connection& c) {
 
 // Sends what is pending; false when the connection is gone (EPIPE, ECONNRESET).
 bool flush(Connection& c) {
-  while (evbuffer_get_length(c.pending) > 0) {
-    const int n = evbuffer_write(c.pending, c.fd.get());  // drains what it sent
+  while (c.pending()) {
+    const ssize_t n = ::write(c.fd.get(), c.buffer.get() + c.sent, c.filled - c.sent);
     if (n > 0) {
+      c.sent += static_cast<std::size_t>(n);
       c.server->stats.add_bytes(static_cast<std::uint64_t>(n));
       continue;
     }
@@ -83,7 +86,7 @@ bool flush(Connection& c) {
 void on_writable(evutil_socket_t, short, void* arg) {
   Connection& c = *static_cast<Connection*>(arg);
   if (!flush(c)) return close_connection(c);
-  if (evbuffer_get_length(c.pending) > 0) return;  // still full: wait again
+  if (c.pending()) return;  // still full: wait again
   if (event_del(c.write_event) != 0 || event_add(c.read_event, nullptr) != 0) {
     close_connection(c);
   }
@@ -92,22 +95,16 @@ void on_writable(evutil_socket_t, short, void* arg) {
 // Level-triggered EV_READ: one read per event, echoed at once.
 void on_readable(evutil_socket_t, short, void* arg) {
   Connection& c = *static_cast<Connection*>(arg);
-  const std::size_t size = c.server->options.buffer_size;
-  evbuffer_iovec space;
-  if (evbuffer_reserve_space(c.pending, static_cast<ev_ssize_t>(size), &space, 1) < 1) {
-    return close_connection(c);
-  }
   ssize_t n;
   do {
-    n = ::read(c.fd.get(), space.iov_base, size);
+    n = ::read(c.fd.get(), c.buffer.get(), c.server->options.buffer_size);
   } while (n < 0 && errno == EINTR);
   if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;  // spurious; normal
   if (n <= 0) return close_connection(c);  // EOF (all echoed) or an error
-  space.iov_len = static_cast<std::size_t>(n);
-  if (evbuffer_commit_space(c.pending, &space, 1) != 0 || !flush(c)) {
-    return close_connection(c);
-  }
-  if (evbuffer_get_length(c.pending) == 0) return;  // the usual case
+  c.filled = static_cast<std::size_t>(n);
+  c.sent = 0;
+  if (!flush(c)) return close_connection(c);
+  if (!c.pending()) return;  // the usual case
   // The send buffer is full: stop reading until what is pending has gone out.
   if (event_del(c.read_event) != 0 || event_add(c.write_event, nullptr) != 0) {
     close_connection(c);
@@ -123,10 +120,11 @@ void on_accept(evconnlistener*, evutil_socket_t fd, sockaddr*, int, void* arg) {
   c->fd.reset(fd);
   c->read_event = event_new(s.base, fd, EV_READ | EV_PERSIST, on_readable, c.get());
   c->write_event = event_new(s.base, fd, EV_WRITE | EV_PERSIST, on_writable, c.get());
-  c->pending = evbuffer_new();
+  // Not zeroed, like the stages' buffers: pages never written need not be resident.
+  c->buffer = std::make_unique_for_overwrite<char[]>(s.options.buffer_size);
   s.stats.add_connection();
   echo::log_info("accepted a client");
-  if (c->read_event == nullptr || c->write_event == nullptr || c->pending == nullptr ||
+  if (c->read_event == nullptr || c->write_event == nullptr ||
       event_add(c->read_event, nullptr) != 0) {
     echo::log_error("cannot set up a connection: dropping it");
     return;  // c closes fd
