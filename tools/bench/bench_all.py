@@ -336,12 +336,12 @@ class Runner:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=err, env=env)
         err.close()
         process.err_path = err_path
-        line = self.syscount.read_line(process.stdout, SERVER_START_TIMEOUT_S)
-        match = re.match(r"^listening on (.*):(\d+)$", line or "")
+        line, how = self.syscount.read_line(process.stdout, SERVER_START_TIMEOUT_S)
+        match = re.match(r"^listening on (.*):(\d+)$", line) if how == "line" else None
         if not match:
             self.kill(process)
-            raise Failure("%s did not print `listening on HOST:PORT` (got %r): %s"
-                          % (name, line, self.stderr_tail(process)))
+            raise Failure("%s did not print `listening on HOST:PORT` (got %r, %s): %s"
+                          % (name, line, how, self.stderr_tail(process)))
         process.port = int(match.group(2))
         return process
 
@@ -487,11 +487,11 @@ class Runner:
             "--messages", str(connections), "--hold", str(IDLE_HOLD_S),
             "--stall-timeout", str(STALL_TIMEOUT_S), "--json"]
         crowd = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        line = self.syscount.read_line(crowd.stderr, IDLE_CONNECT_TIMEOUT_S) or ""
-        if not line.startswith("echo_bench: holding %d connections" % connections):
+        line, how = self.syscount.read_line(crowd.stderr, IDLE_CONNECT_TIMEOUT_S)
+        if how != "line" or not line.startswith("echo_bench: holding %d connections" % connections):
             self.kill(crowd)
-            raise Failure("echo_bench did not hold %d idle connections (got %r): %s"
-                          % (connections, line, self.crowd_error(crowd)))
+            raise Failure("echo_bench did not hold %d idle connections (got %r, %s): %s"
+                          % (connections, line, how, self.crowd_error(crowd)))
         return crowd
 
     def end_crowd(self, crowd):

@@ -155,5 +155,42 @@ class ServersAndRenderOnlyFlagsTest(unittest.TestCase):
         self.assertEqual(bench_all.parse_args(["--runs", "3"]).runs, 3)
 
 
+class StartServerTest(unittest.TestCase):
+    """bench_all reads the servers' listening line with syscount's read_line (the
+    two must agree on its result), and reports a server that prints anything else."""
+
+    def setUp(self):
+        self.tmp = os.environ.get("TEST_TMPDIR") or "/tmp"
+        workspace = os.path.dirname(os.path.dirname(HERE))
+        self.runner = bench_all.Runner({}, {}, bench_all.load_syscount(workspace),
+                                       self.tmp)
+        self.runner.server_cpu = None  # no taskset needed here
+
+    def fake(self, name, line, stay=True):
+        path = os.path.join(self.tmp, name)
+        with open(path, "w") as f:
+            f.write("#!/bin/sh\nprintf '%s'\n%s" % (line, "exec sleep 30\n" if stay else ""))
+        os.chmod(path, 0o755)
+        self.runner.paths[name] = path
+
+    def test_port_from_the_listening_line(self):
+        self.fake("good", "listening on 127.0.0.1:4242\\n")
+        process = self.runner.start_server("good")
+        try:
+            self.assertEqual(process.port, 4242)
+        finally:
+            self.runner.kill(process)
+
+    def test_another_line_is_a_failure(self):
+        self.fake("bad", "hello\\n")
+        with self.assertRaisesRegex(bench_all.Failure, "did not print .*'hello', line"):
+            self.runner.start_server("bad")
+
+    def test_no_whole_line_is_a_failure(self):
+        self.fake("partial", "listening on 127.0.0.1:4242", stay=False)  # then EOF
+        with self.assertRaisesRegex(bench_all.Failure, "did not print .*, eof"):
+            self.runner.start_server("partial")
+
+
 if __name__ == "__main__":
     sys.exit(unittest.main())
