@@ -336,7 +336,11 @@ class Runner:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=err, env=env)
         err.close()
         process.err_path = err_path
-        line, how = self.syscount.read_line(process.stdout, SERVER_START_TIMEOUT_S)
+        try:
+            line, how = self.syscount.read_line(process.stdout, SERVER_START_TIMEOUT_S)
+        except BaseException:  # Ctrl-C while it starts: leave no server behind
+            self.kill(process)
+            raise
         match = re.match(r"^listening on (.*):(\d+)$", line) if how == "line" else None
         if not match:
             self.kill(process)

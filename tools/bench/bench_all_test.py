@@ -8,6 +8,7 @@ results_render_test.
 import importlib.util
 import io
 import os
+import subprocess
 import sys
 import unittest
 from contextlib import redirect_stderr
@@ -185,6 +186,30 @@ class StartServerTest(unittest.TestCase):
         self.fake("bad", "hello\\n")
         with self.assertRaisesRegex(bench_all.Failure, "did not print .*'hello', line"):
             self.runner.start_server("bad")
+
+    def test_ctrl_c_while_it_starts_leaves_no_server(self):
+        path = os.path.join(self.tmp, "slow")  # prints nothing; its shell stays
+        with open(path, "w") as f:
+            f.write("#!/bin/sh\nwhile :; do sleep 1; done\n")
+        os.chmod(path, 0o755)
+        self.runner.paths["slow"] = path
+        real = self.runner.syscount.read_line
+        started = []
+
+        def interrupted(stream, timeout_s):
+            started.append(True)
+            raise KeyboardInterrupt
+
+        self.runner.syscount.read_line = interrupted
+        try:
+            with self.assertRaises(KeyboardInterrupt):
+                self.runner.start_server("slow")
+        finally:
+            self.runner.syscount.read_line = real
+        self.assertTrue(started)
+        out = subprocess.run(["pgrep", "-f", "^/bin/sh " + self.runner.paths["slow"]],
+                             stdout=subprocess.PIPE, universal_newlines=True).stdout
+        self.assertEqual(out, "", "the server was left running")
 
     def test_no_whole_line_is_a_failure(self):
         self.fake("partial", "listening on 127.0.0.1:4242", stay=False)  # then EOF
