@@ -344,8 +344,9 @@ class Runner:
         match = re.match(r"^listening on (.*):(\d+)$", line) if how == "line" else None
         if not match:
             self.kill(process)
-            raise Failure("%s did not print `listening on HOST:PORT` (got %r, %s): %s"
-                          % (name, line, how, self.stderr_tail(process)))
+            raise Failure("%s did not print `listening on HOST:PORT` (%s): %s" % (
+                name, self.syscount.describe_line(line, how, SERVER_START_TIMEOUT_S),
+                self.stderr_tail(process)))
         process.port = int(match.group(2))
         return process
 
@@ -492,10 +493,12 @@ class Runner:
             "--stall-timeout", str(STALL_TIMEOUT_S), "--json"]
         crowd = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         line, how = self.syscount.read_line(crowd.stderr, IDLE_CONNECT_TIMEOUT_S)
-        if how != "line" or not line.startswith("echo_bench: holding %d connections" % connections):
+        holding = "echo_bench: holding %d connections" % connections
+        if how != "line" or not line.startswith(holding):
             self.kill(crowd)
-            raise Failure("echo_bench did not hold %d idle connections (got %r, %s): %s"
-                          % (connections, line, how, self.crowd_error(crowd)))
+            raise Failure("echo_bench did not hold %d idle connections (%s): %s" % (
+                connections, self.syscount.describe_line(line, how, IDLE_CONNECT_TIMEOUT_S),
+                self.crowd_error(crowd)))
         return crowd
 
     def end_crowd(self, crowd):
