@@ -462,6 +462,12 @@ class Runner:
             # The share of the window the server spent on a CPU: well below 1, the
             # client or the machine set the pace, not the server.
             "server_busy": cpu_s / window_s if window_s > 0 else None,
+            # echo_bench's own CPU time in the same window (it reads it itself), per
+            # message and as a share of its one core: near 100%, the client set the
+            # pace as much as the server did.
+            "client_cpu_us_per_message": report["cpu_s"] * 1e6 / in_window
+            if in_window else None,
+            "client_busy": report["cpu_s"] / window_s if window_s > 0 else None,
             "rss_kib": status.get("VmRSS"),
             "peak_rss_kib": status.get("VmHWM"),
             "threads": status.get("Threads"),
@@ -1246,8 +1252,9 @@ def write_markdown(path, results, servers, charts, images_rel):
     w("The same, for the server's CPU time per message: each stage's divided by that "
       "of the most frugal peer in the cell. Below 1.00x the stage spends less CPU per "
       "message. Where the server is busy well under 100% of the time (the *server busy* "
-      "columns below), the client or the shared machine set the pace, and this "
-      "comparison says more about the server than messages/s does.")
+      "columns below), the client or the shared machine set the pace (a *client busy* "
+      "near 100% says it was the client), and this comparison says more about the "
+      "server than messages/s does.")
     w("")
     cpu_groups = [(key, "cpu_us_per_message", title) for key, _, title in groups]
     ratio_table(w, cells, servers, stages, notes, cpu_groups, "**most frugal peer**",
@@ -1262,7 +1269,10 @@ def write_markdown(path, results, servers, charts, images_rel):
       "the server's user + system time (`/proc/PID/stat`, sampled every 20 ms) in "
       "echo_bench's measured window divided by the messages completed in it; *server "
       "busy* is that CPU time over the window (at most 100%% for a single-threaded "
-      "server); peak RSS is the server's `VmHWM`."
+      "server); *client busy* is echo_bench's own CPU time in the same window over "
+      "the window (it reads its process CPU clock as the window opens and closes; "
+      "one thread, so at most 100%%): near 100%%, the client's core was saturated "
+      "and set the pace as much as the server did; peak RSS is the server's `VmHWM`."
       % (config["duration_s"], config["warmup_s"]))
     for key, _, idle, title, _ in pingpong_cells(config):
         w("")
@@ -1279,19 +1289,20 @@ def write_markdown(path, results, servers, charts, images_rel):
                  config["crowd_runs"], "" if config["crowd_runs"] == 1 else "s"))
             w("")
         w("| server | messages/s | MB/s | p50 | p99 | CPU/message | server busy | "
-          "peak RSS | vs best peer |")
-        w("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "client busy | peak RSS | vs best peer |")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for name in servers:
             notes.new_row()
             cell = cells.get(key, {}).get(name)
             r = ratio(cells.get(key, {}), name, "messages_per_s", servers)
-            w("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            w("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
                 name, cell_value(cell, "messages_per_s", fmt_int, notes),
                 cell_value(cell, "mb_per_s", lambda v: fmt_num(v, 2), notes),
                 cell_value(cell, "p50_us", fmt_us, notes),
                 cell_value(cell, "p99_us", fmt_us, notes),
                 cell_value(cell, "cpu_us_per_message", fmt_cpu, notes),
                 cell_value(cell, "server_busy", fmt_busy, notes),
+                cell_value(cell, "client_busy", fmt_busy, notes),
                 cell_value(cell, "peak_rss_kib", fmt_kib, notes),
                 fmt_ratio(r) if cell and "median" in cell else "-"))
     w("")
@@ -1314,19 +1325,20 @@ def write_markdown(path, results, servers, charts, images_rel):
          config.get("stream_duration_s", config["duration_s"])))
     w("")
     w("| server | 16 KiB: MB/s | messages/s | p50 | p99 | CPU/message | server busy | "
-      "vs best peer | 64 MiB: MB/s | time | vs best peer |")
-    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+      "client busy | vs best peer | 64 MiB: MB/s | time | vs best peer |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name in servers:
         notes.new_row()
         s16 = cells.get("stream_16k", {}).get(name)
         big = cells.get("transfer_64m", {}).get(name)
-        w("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+        w("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
             name, cell_value(s16, "mb_per_s", lambda v: fmt_num(v, 1), notes),
             cell_value(s16, "messages_per_s", fmt_int, notes),
             cell_value(s16, "p50_us", fmt_us, notes),
             cell_value(s16, "p99_us", fmt_us, notes),
             cell_value(s16, "cpu_us_per_message", fmt_cpu, notes),
             cell_value(s16, "server_busy", fmt_busy, notes),
+            cell_value(s16, "client_busy", fmt_busy, notes),
             fmt_ratio(ratio(cells.get("stream_16k", {}), name, "mb_per_s", servers)),
             cell_value(big, "mb_per_s", lambda v: fmt_num(v, 1), notes),
             cell_value(big, "window_s", lambda v: "-" if v is None else "%.3f s" % v, notes),

@@ -43,6 +43,14 @@ std::int64_t now_ns() {
   return ts.tv_sec * kSecond + ts.tv_nsec;
 }
 
+// This process's CPU time, user + system. A system call: read at the two ends of
+// the measured window only.
+std::int64_t cpu_now_ns() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return ts.tv_sec * kSecond + ts.tv_nsec;
+}
+
 unsigned long long ull(std::uint64_t v) {
   return static_cast<unsigned long long>(v);
 }
@@ -120,6 +128,7 @@ class Bench {
   void finish_connect(Connection& c);
   void connected(Connection& c, std::int64_t now);
   void start_traffic(std::int64_t now);
+  void note_window(std::int64_t now);
 
   void handle(Connection& c, std::uint32_t events);
   void read_idle(Connection& c);
@@ -174,6 +183,8 @@ class Bench {
   std::int64_t measure_start_ = 0;
   std::int64_t measure_end_ = INT64_MAX;  // --duration only
   std::int64_t last_counted_ = 0;
+  std::int64_t cpu_at_start_ = -1;  // CPU time when the window opened (-1: not yet)
+  std::int64_t cpu_at_end_ = -1;    // and when it closed
   std::int64_t next_tick_ = 0;
   std::int64_t tick_ns_ = kSecond;
   std::int64_t next_progress_ = 0;
@@ -306,11 +317,25 @@ void Bench::start_traffic(std::int64_t now) {
   if (!by_count_) {
     measure_end_ = measure_start_ + static_cast<std::int64_t>(config_.duration_s * 1e9);
   }
+  note_window(now);  // no warm-up: the window opens now
   for (Connection& c : conns_) {
     c.state = State::kRunning;
     c.last_progress = now;
     refill(c);
     if (failed_) return;
+  }
+}
+
+// Reads the CPU clock as the measured window opens and as it closes, to within one
+// turn of the loop: --duration closes it at its end, --messages with the last
+// message verified.
+void Bench::note_window(std::int64_t now) {
+  if (!started_) return;
+  if (cpu_at_start_ < 0 && now >= measure_start_) cpu_at_start_ = cpu_now_ns();
+  if (cpu_at_start_ >= 0 && cpu_at_end_ < 0 &&
+      (by_count_ ? report_.messages_verified >= config_.messages
+                 : now >= measure_end_)) {
+    cpu_at_end_ = cpu_now_ns();
   }
 }
 
@@ -659,6 +684,7 @@ bool Bench::run() {
       handle(conns_[events_[i].data.u32], events_[i].events);
     }
     now = now_ns();
+    note_window(now);
     if (sending_ && now >= measure_end_) sending_ = false;  // --duration is over
     if (hold_end_ != 0 && now >= hold_end_) end_hold(now);  // --hold is over
     if (const int signal_number = stop_signal.exchange(0); signal_number != 0) {
@@ -686,6 +712,10 @@ bool Bench::run() {
   const std::int64_t end = by_count_ ? last_counted_ : std::min(measure_end_, now_ns());
   report_.window_ns =
       measure_start_ == 0 ? 0 : std::max<std::int64_t>(end - measure_start_, 0);
+  // A run that failed inside its window: up to the failure, as the window.
+  if (cpu_at_start_ >= 0) {
+    report_.cpu_ns = (cpu_at_end_ >= 0 ? cpu_at_end_ : cpu_now_ns()) - cpu_at_start_;
+  }
   return !failed_;
 }
 

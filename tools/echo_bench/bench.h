@@ -38,6 +38,10 @@ struct Report {
   std::uint64_t bytes_verified = 0;     // echoed bytes checked against the pattern
   std::uint64_t messages = 0;           // of those, completed in the measured window
   std::int64_t window_ns = 0;           // the measured window
+  // echo_bench's own CPU time (user + system, CLOCK_PROCESS_CPUTIME_ID) in the
+  // measured window: near the window itself, the client's one core was busy all
+  // along and may be what set the pace, not the server.
+  std::int64_t cpu_ns = 0;
   // Fairness: the fewest and most messages one connection completed in the window.
   std::uint64_t min_per_connection = 0;
   std::uint64_t max_per_connection = 0;

@@ -277,6 +277,36 @@ TEST(RunBench, VerifiesEveryMessageOfACorrectEcho) {
   EXPECT_GT(r.window_ns, 0);
 }
 
+// The client's CPU time counts the measured window only: a warm-up that keeps the
+// client busy (a fast echo) is left out, and a window in which the server answers
+// slowly costs the client almost nothing.
+TEST(RunBench, ClientCpuTimeCountsTheMeasuredWindowOnly) {
+  const auto start = std::chrono::steady_clock::now();
+  FakeServer server(2, [start](int fd) {
+    char buf[4096];
+    for (;;) {
+      const ssize_t n = ::read(fd, buf, sizeof buf);
+      if (n <= 0) return;
+      if (std::chrono::steady_clock::now() - start > std::chrono::milliseconds(400)) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+      if (::write(fd, buf, static_cast<std::size_t>(n)) != n) return;
+    }
+  });
+  Config config = config_for(server.port());
+  config.messages = 0;
+  config.warmup_s = 0.5;  // busy for its first 0.4 s
+  config.duration_s = 0.5;
+  Report r;
+  ASSERT_TRUE(run_against(config, r)) << r.error;
+  ASSERT_GT(r.messages, 0u);
+  EXPECT_GT(r.cpu_ns, 0) << "the window's CPU time was not read";
+  // Counting from the start of traffic instead, the busy warm-up alone would be
+  // well over 100 ms.
+  EXPECT_LT(r.cpu_ns, r.window_ns / 5)
+      << "cpu " << r.cpu_ns << " ns in a window of " << r.window_ns << " ns";
+}
+
 TEST(RunBench, NamesTheOffsetOfOneWrongByte) {
   // Byte 1234 of each connection's stream is wrong: message 12, byte 34.
   FakeServer server(2, [](int fd) { echo(fd, 1234); });
@@ -366,6 +396,7 @@ TEST(RunBench, ARefusedConnectionFailsWithNoMeasuredWindow) {
   EXPECT_FALSE(run_against(config, r));
   EXPECT_NE(r.error.find("Connection refused"), std::string::npos) << r.error;
   EXPECT_EQ(r.window_ns, 0) << "no traffic ran, so nothing was measured";
+  EXPECT_EQ(r.cpu_ns, 0);
   EXPECT_EQ(r.messages, 0u);
 }
 

@@ -24,6 +24,7 @@ using echo_bench::Report;
 constexpr int kExitOk = 0;
 constexpr int kExitFailed = 1;
 constexpr int kExitUsage = 2;
+constexpr double kClientBusy = 0.9;  // a client core busier than this may be the limit
 
 unsigned long long ull(std::uint64_t v) {
   return static_cast<unsigned long long>(v);
@@ -88,6 +89,21 @@ void print_human(const Config& config, const echo_bench::Address& address,
       "payload\n",
       ull(r.messages), seconds(r.window_ns), per_second(r.messages, r.window_ns),
       r.window_ns > 0 ? mb / seconds(r.window_ns) : 0.0);
+  if (r.window_ns > 0) {
+    // One thread: at most one core. Near 100%, echo_bench itself may have set the
+    // pace, and the rate says as much about the client as about the server.
+    const double busy =
+        static_cast<double>(r.cpu_ns) / static_cast<double>(r.window_ns);
+    std::printf("client:     %.0f%% of one core busy in the window (%s of CPU",
+                100 * busy, human_time(static_cast<double>(r.cpu_ns)).c_str());
+    if (r.messages > 0) {
+      std::printf(", %s per message", human_time(static_cast<double>(r.cpu_ns) /
+                                                 static_cast<double>(r.messages))
+                                          .c_str());
+    }
+    std::printf(")%s\n",
+                busy >= kClientBusy ? ": echo_bench may have set the pace" : "");
+  }
   std::printf("fairness:   %llu to %llu messages per connection in the window\n",
               ull(r.min_per_connection), ull(r.max_per_connection));
   const Histogram& lat = r.latency_ns;
@@ -160,9 +176,9 @@ void print_json(const Config& config, const echo_bench::Address& address,
   print_histogram_json("connect_ns", r.connect_ns);
   std::printf(
       ",\"messages\":%llu,\"window_s\":%.6f,\"messages_per_s\":%.1f,"
-      "\"mb_per_s\":%.3f,",
+      "\"mb_per_s\":%.3f,\"cpu_s\":%.6f,",
       ull(r.messages), seconds(r.window_ns), per_second(r.messages, r.window_ns),
-      per_second(r.messages * config.size, r.window_ns) / 1e6);
+      per_second(r.messages * config.size, r.window_ns) / 1e6, seconds(r.cpu_ns));
   std::printf("\"min_per_connection\":%llu,\"max_per_connection\":%llu,",
               ull(r.min_per_connection), ull(r.max_per_connection));
   print_histogram_json("latency_ns", r.latency_ns);
