@@ -100,8 +100,7 @@ class Bench {
         conns_(count_),
         stamps_(count_ * pipeline_),
         send_buffer_(new char[kIoChunk]),
-        recv_buffer_(new char[kIoChunk]),
-        expect_buffer_(new char[kIoChunk]) {
+        recv_buffer_(new char[kIoChunk]) {
     for (std::uint64_t i = 0; i < count_; ++i) conns_[i].seed = stream_seed(i);
     progress_ = ::isatty(STDERR_FILENO) == 1;
   }
@@ -163,7 +162,6 @@ class Bench {
   std::vector<std::int64_t> stamps_;  // send time of message m: [c * pipeline + m % K]
   std::unique_ptr<char[]> send_buffer_;
   std::unique_ptr<char[]> recv_buffer_;
-  std::unique_ptr<char[]> expect_buffer_;
   epoll_event events_[kMaxEvents];
 
   int epoll_ = -1;
@@ -416,17 +414,14 @@ bool Bench::verify(Connection& c, std::size_t n, std::int64_t now) {
   // before it has too many.
   const std::size_t expected = std::min<std::uint64_t>(n, c.sent - c.received);
   const char* got = recv_buffer_.get();
-  char* want = expect_buffer_.get();
-  fill_pattern(c.seed, c.received, want, expected);
-  if (std::memcmp(got, want, expected) != 0) {
-    std::size_t i = 0;
-    while (got[i] == want[i]) ++i;
+  if (const std::size_t i = matching_prefix(c.seed, c.received, got, expected);
+      i != expected) {
     const std::uint64_t offset = c.received + i;
     fail(
         "connection %u: wrong byte at offset %llu (message %llu, byte %llu of %llu): "
         "got 0x%02x, expected 0x%02x",
         index(c), ull(offset), ull(offset / size_), ull(offset % size_), ull(size_),
-        static_cast<unsigned char>(got[i]), static_cast<unsigned char>(want[i]));
+        static_cast<unsigned char>(got[i]), pattern_byte(c.seed, offset));
     return false;
   }
   if (n > expected) {

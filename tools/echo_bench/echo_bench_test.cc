@@ -14,6 +14,7 @@
 #include <functional>
 #include <string>
 #include <thread>
+#include <unordered_set>
 #include <vector>
 
 #include "tools/echo_bench/bench.h"
@@ -26,14 +27,60 @@ namespace {
 
 TEST(Pattern, FillMatchesBytewiseDefinitionAtAnyOffsetAndLength) {
   const std::uint64_t seed = stream_seed(7);
-  for (std::uint64_t offset : {0ULL, 1ULL, 7ULL, 8ULL, 13ULL, 1000ULL}) {
-    for (std::size_t length : {0UL, 1UL, 5UL, 8UL, 9UL, 64UL, 100UL}) {
+  // Across a block boundary (4,096 bytes) and the table's wrap-around (8,191
+  // words from where the stream starts in it) too.
+  for (std::uint64_t offset : {0ULL, 1ULL, 7ULL, 8ULL, 13ULL, 1000ULL, 4090ULL, 4096ULL,
+                               65'500ULL, 1'000'003ULL}) {
+    for (std::size_t length :
+         {0UL, 1UL, 5UL, 8UL, 9UL, 64UL, 100UL, 5000UL, 70'000UL}) {
       std::vector<char> out(length);
       fill_pattern(seed, offset, out.data(), length);
       for (std::size_t i = 0; i < length; ++i) {
         ASSERT_EQ(static_cast<unsigned char>(out[i]), pattern_byte(seed, offset + i))
             << "offset " << offset << " + " << i;
       }
+    }
+  }
+}
+
+// matching_prefix agrees with the bytewise definition: all of a correct echo
+// matches, and one wrong byte anywhere (head, a word, across a block boundary or
+// the table's wrap-around, tail) is found at its own index.
+TEST(Pattern, MatchingPrefixFindsTheFirstWrongByte) {
+  const std::uint64_t seed = stream_seed(3);
+  for (std::uint64_t offset : {0ULL, 5ULL, 8ULL, 4093ULL, 65'530ULL}) {
+    for (std::size_t length : {0UL, 3UL, 8UL, 77UL, 4096UL, 70'001UL}) {
+      std::vector<char> got(length);
+      fill_pattern(seed, offset, got.data(), length);
+      ASSERT_EQ(matching_prefix(seed, offset, got.data(), length), length)
+          << "offset " << offset << ", length " << length;
+      for (std::size_t wrong :
+           {0UL, 1UL, 7UL, 8UL, 9UL, 4095UL, 4096UL, 65'535UL, 70'000UL}) {
+        if (wrong >= length) continue;
+        got[wrong] = static_cast<char>(got[wrong] ^ 0x10);
+        ASSERT_EQ(matching_prefix(seed, offset, got.data(), length), wrong)
+            << "offset " << offset << ", length " << length;
+        got[wrong] = static_cast<char>(got[wrong] ^ 0x10);
+      }
+    }
+  }
+  // Another connection's bytes at the same offset do not match.
+  std::vector<char> other(64);
+  fill_pattern(stream_seed(4), 0, other.data(), other.size());
+  EXPECT_LT(matching_prefix(seed, 0, other.data(), other.size()), 8u);
+}
+
+// A server that echoes the right bytes from the wrong place in the stream is
+// caught: no 8-byte word of the first 4 MiB repeats, at any distance (in one block,
+// across blocks, a whole table length apart), and connections do not share words.
+TEST(Pattern, NoWordRepeatsWithinAStreamOrAcrossConnections) {
+  std::unordered_set<std::uint64_t> seen;
+  constexpr std::uint64_t kWords = 4 * 1024 * 1024 / 8;
+  for (std::uint64_t connection : {0ULL, 1ULL, 8191ULL}) {
+    const std::uint64_t seed = stream_seed(connection);
+    for (std::uint64_t k = 0; k < kWords; ++k) {
+      ASSERT_TRUE(seen.insert(pattern_word(seed, k)).second)
+          << "connection " << connection << ", word " << k << " repeats";
     }
   }
 }
