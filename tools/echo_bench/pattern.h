@@ -80,6 +80,23 @@ constexpr unsigned char pattern_byte(std::uint64_t seed, std::uint64_t offset) {
                                     (8 * (offset % 8)));
 }
 
+// Walks words [k, k + words) of a stream as runs of consecutive table entries
+// that share one block key (a run ends at a block's end or at the table's end),
+// calling visit(entries, run, key) for each; visit returns false to stop.
+template <typename Visit>
+inline void for_each_run(std::uint64_t seed, std::uint64_t k, std::size_t words,
+                         Visit visit) {
+  std::size_t index = (k % kTableWords + seed % kTableWords) % kTableWords;
+  while (words > 0) {
+    const std::size_t run = std::min<std::uint64_t>(
+        {words, kBlockWords - k % kBlockWords, kTableWords - index});
+    if (!visit(&kTable[index], run, block_key(seed, k / kBlockWords))) return;
+    k += run;
+    words -= run;
+    index = (index + run) % kTableWords;
+  }
+}
+
 // Writes bytes [offset, offset + size) of the stream to `out`.
 inline void fill_pattern(std::uint64_t seed, std::uint64_t offset, char* out,
                          std::size_t size) {
@@ -88,28 +105,18 @@ inline void fill_pattern(std::uint64_t seed, std::uint64_t offset, char* out,
     *out++ = static_cast<char>(pattern_byte(seed, offset++));
     --size;
   }
-  // Whole words, a block at a time, and within a block a run of consecutive table
-  // entries at a time (the table wraps around at most once per block).
-  std::uint64_t k = offset / 8;
-  std::size_t words = size / 8;
-  std::size_t index = (k % kTableWords + seed % kTableWords) % kTableWords;
-  while (words > 0) {
-    const std::uint64_t key = block_key(seed, k / kBlockWords);
-    std::size_t in_block =
-        std::min<std::uint64_t>(words, kBlockWords - k % kBlockWords);
-    k += in_block;
-    words -= in_block;
-    while (in_block > 0) {
-      const std::size_t run = std::min(in_block, kTableWords - index);
-      for (std::size_t i = 0; i < run; ++i, out += 8) {
-        const std::uint64_t w = kTable[index + i] ^ key;
-        std::memcpy(out, &w, 8);
-      }
-      index = (index + run) % kTableWords;
-      in_block -= run;
-    }
-  }
-  offset = k * 8;
+  for_each_run(
+      seed, offset / 8, size / 8,
+      [&out](const std::uint64_t* entries, std::size_t run, std::uint64_t key) {
+        char* to = out;  // a local pointer, so that the loop vectorizes
+        for (std::size_t i = 0; i < run; ++i) {
+          const std::uint64_t w = entries[i] ^ key;
+          std::memcpy(to + 8 * i, &w, 8);
+        }
+        out = to + 8 * run;
+        return true;
+      });
+  offset += size / 8 * 8;
   size %= 8;
   // Tail.
   while (size > 0) {
@@ -127,37 +134,21 @@ inline std::size_t matching_prefix(std::uint64_t seed, std::uint64_t offset,
   for (; i < n && (offset + i) % 8 != 0; ++i) {  // head
     if (static_cast<unsigned char>(got[i]) != pattern_byte(seed, offset + i)) return i;
   }
-  std::uint64_t k = (offset + i) / 8;
-  std::size_t words = (n - i) / 8;
-  std::size_t index = (k % kTableWords + seed % kTableWords) % kTableWords;
-  while (words > 0) {
-    const std::uint64_t key = block_key(seed, k / kBlockWords);
-    std::size_t in_block =
-        std::min<std::uint64_t>(words, kBlockWords - k % kBlockWords);
-    k += in_block;
-    words -= in_block;
-    while (in_block > 0) {
-      const std::size_t run = std::min(in_block, kTableWords - index);
-      std::uint64_t diff = 0;  // OR of every difference: no branch per word
-      for (std::size_t w = 0; w < run; ++w) {
-        std::uint64_t word;
-        std::memcpy(&word, got + i + 8 * w, 8);
-        diff |= word ^ kTable[index + w] ^ key;
-      }
-      if (diff != 0) {  // some byte of this run is wrong: find the first one
-        for (std::size_t b = 0;; ++b) {
-          if (static_cast<unsigned char>(got[i + b]) !=
-              pattern_byte(seed, offset + i + b)) {
-            return i + b;
-          }
-        }
-      }
-      i += 8 * run;
-      index = (index + run) % kTableWords;
-      in_block -= run;
-    }
-  }
-  for (; i < n; ++i) {  // tail
+  for_each_run(seed, (offset + i) / 8, (n - i) / 8,
+               [&](const std::uint64_t* entries, std::size_t run, std::uint64_t key) {
+                 const char* from = got + i;  // a local pointer, as in fill_pattern
+                 std::uint64_t diff = 0;  // OR of every difference: no branch per word
+                 for (std::size_t w = 0; w < run; ++w) {
+                   std::uint64_t word;
+                   std::memcpy(&word, from + 8 * w, 8);
+                   diff |= word ^ entries[w] ^ key;
+                 }
+                 if (diff != 0) return false;  // a wrong byte in this run
+                 i += 8 * run;
+                 return true;
+               });
+  // From the start of the run with a wrong byte, or the tail.
+  for (; i < n; ++i) {
     if (static_cast<unsigned char>(got[i]) != pattern_byte(seed, offset + i)) return i;
   }
   return n;
