@@ -324,9 +324,9 @@ void Bench::start_traffic(std::int64_t now) {
   }
 }
 
-// Reads the CPU clock as the measured window opens and as it closes, to within one
-// turn of the loop: --duration closes it at its end, --messages with the last
-// message verified.
+// Reads the CPU clock as the measured window opens and, with --duration, as it
+// closes, to within one turn of the loop (verify reads it as a --messages window
+// closes; here only if the window opened in that same turn).
 void Bench::note_window(std::int64_t now) {
   if (!started_) return;
   if (cpu_at_start_ < 0 && now >= measure_start_) cpu_at_start_ = cpu_now_ns();
@@ -452,6 +452,13 @@ bool Bench::verify(Connection& c, std::size_t n, std::int64_t now) {
   report_.messages_verified += last - first;
   report_.bytes_verified += n;
   c.last_progress = now;
+  // --messages: the window closes with the last message verified. Both of its end
+  // readings are taken here, after the check, so that they agree.
+  if (by_count_ && last > first && cpu_at_start_ >= 0 && cpu_at_end_ < 0 &&
+      report_.messages_verified >= config_.messages && now >= measure_start_) {
+    last_counted_ = now_ns();
+    cpu_at_end_ = cpu_now_ns();
+  }
   return true;
 }
 
@@ -707,7 +714,10 @@ bool Bench::run() {
   const std::int64_t end = by_count_ ? last_counted_ : std::min(measure_end_, now_ns());
   report_.window_ns =
       measure_start_ == 0 ? 0 : std::max<std::int64_t>(end - measure_start_, 0);
-  // A run that failed inside its window: up to the failure, as the window.
+  // A run that failed inside its window counts CPU time up to the failure. With
+  // --duration the window ends there too; with --messages it ends at the last
+  // completed message, so the CPU time's span may also take in a stall (idle, it
+  // adds little).
   if (cpu_at_start_ >= 0) {
     report_.cpu_ns = (cpu_at_end_ >= 0 ? cpu_at_end_ : cpu_now_ns()) - cpu_at_start_;
   }

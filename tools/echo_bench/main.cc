@@ -7,6 +7,7 @@
 // unexpected EOF, reset or stall. See docs/tools.md.
 #include <signal.h>
 
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <string>
@@ -101,8 +102,10 @@ void print_human(const Config& config, const echo_bench::Address& address,
                                                  static_cast<double>(r.messages))
                                           .c_str());
     }
-    std::printf(")%s\n",
-                busy >= kClientBusy ? ": echo_bench may have set the pace" : "");
+    // The note goes with the printed (rounded) percentage.
+    std::printf(")%s\n", std::round(100 * busy) >= 100 * kClientBusy
+                             ? ": echo_bench may have set the pace"
+                             : "");
   }
   std::printf("fairness:   %llu to %llu messages per connection in the window\n",
               ull(r.min_per_connection), ull(r.max_per_connection));
