@@ -622,6 +622,13 @@ TEST_F(Hostile, IdleConnectedClientsCostNoCpu) {
     // there each must leave for the next to be served, and only the last idles.
     if (serves_concurrently() || i == 99) clients.push_back(std::move(c));
   }
+  // So that 00 too has 100 connected clients: 99 more wait in its accept queue,
+  // their "hi" sent and unanswered, while the one it serves idles.
+  for (int i = 0; !serves_concurrently() && i < 99; ++i) {
+    Fd c = connect_to(s.port());
+    ASSERT_TRUE(send_all(c.get(), "hi"));
+    clients.push_back(std::move(c));
+  }
 
   const milliseconds cpu = cpu_over(s, milliseconds(1000));
   EXPECT_LT(cpu.count(), 50 * kSlowdown)
