@@ -1271,8 +1271,9 @@ def write_markdown(path, results, servers, charts, images_rel):
       "busy* is that CPU time over the window (at most 100%% for a single-threaded "
       "server); *client busy* is echo_bench's own CPU time in the same window over "
       "the window (it reads its process CPU clock as the window opens and closes; "
-      "one thread, so 100%% is its core busy all along): near 100%%, the client's core was saturated "
-      "and set the pace as much as the server did; peak RSS is the server's `VmHWM`."
+      "one thread, so 100%% is its core busy all along): near 100%%, the client's "
+      "core was saturated and set the pace as much as the server did; peak RSS is "
+      "the server's `VmHWM`."
       % (config["duration_s"], config["warmup_s"]))
     for key, _, idle, title, _ in pingpong_cells(config):
         w("")

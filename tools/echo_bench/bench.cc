@@ -325,14 +325,11 @@ void Bench::start_traffic(std::int64_t now) {
 }
 
 // Reads the CPU clock as the measured window opens and, with --duration, as it
-// closes, to within one turn of the loop (verify reads it as a --messages window
-// closes; here only if the window opened in that same turn).
+// closes, to within one turn of the loop. (A --messages window closes in verify.)
 void Bench::note_window(std::int64_t now) {
   if (!started_) return;
   if (cpu_at_start_ < 0 && now >= measure_start_) cpu_at_start_ = cpu_now_ns();
-  if (cpu_at_start_ >= 0 && cpu_at_end_ < 0 &&
-      (by_count_ ? report_.messages_verified >= config_.messages
-                 : now >= measure_end_)) {
+  if (!by_count_ && cpu_at_start_ >= 0 && cpu_at_end_ < 0 && now >= measure_end_) {
     cpu_at_end_ = cpu_now_ns();
   }
 }
@@ -454,10 +451,11 @@ bool Bench::verify(Connection& c, std::size_t n, std::int64_t now) {
   c.last_progress = now;
   // --messages: the window closes with the last message verified. Both of its end
   // readings are taken here, after the check, so that they agree.
-  if (by_count_ && last > first && cpu_at_start_ >= 0 && cpu_at_end_ < 0 &&
+  if (by_count_ && last > first && cpu_at_end_ < 0 &&
       report_.messages_verified >= config_.messages && now >= measure_start_) {
     last_counted_ = now_ns();
     cpu_at_end_ = cpu_now_ns();
+    if (cpu_at_start_ < 0) cpu_at_start_ = cpu_at_end_;  // it opened in this turn
   }
   return true;
 }

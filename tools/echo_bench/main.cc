@@ -25,7 +25,7 @@ using echo_bench::Report;
 constexpr int kExitOk = 0;
 constexpr int kExitFailed = 1;
 constexpr int kExitUsage = 2;
-constexpr double kClientBusy = 0.9;  // a client core busier than this may be the limit
+constexpr int kClientBusyPercent = 90;  // a client core this busy may be the limit
 
 unsigned long long ull(std::uint64_t v) {
   return static_cast<unsigned long long>(v);
@@ -103,7 +103,7 @@ void print_human(const Config& config, const echo_bench::Address& address,
                                           .c_str());
     }
     // The note goes with the printed (rounded) percentage.
-    std::printf(")%s\n", std::round(100 * busy) >= 100 * kClientBusy
+    std::printf(")%s\n", std::lround(100 * busy) >= kClientBusyPercent
                              ? ": echo_bench may have set the pace"
                              : "");
   }

@@ -5,18 +5,17 @@
 // keeping a copy of what was sent. Byte `offset` is byte `offset % 8` (little
 // endian) of word `offset / 8`, and word k of the stream seeded `seed` is
 //
-//   kTable[(k + seed) mod kTableWords]  XOR  mix64(seed + (k / kBlockWords + 1) *
-//   kGolden)
+//   kTable[(k + seed) mod kTableWords]  XOR  block_key(seed, k / kBlockWords)
 //
 // kTable holds kTableWords random words (SplitMix64), made at compile time; the
-// second term is one SplitMix64 key per block of kBlockWords words. Within a
-// block, words differ because they come from different table entries (a block is
+// block key is one SplitMix64 per block of kBlockWords words. Within a block,
+// words differ because they come from different table entries (a block is
 // shorter than the table); between blocks and between connections, because their
 // keys differ. So a server that drops, repeats, reorders or mixes up bytes between
 // connections or messages is caught at the first wrong byte, and yet making and
-// checking the stream is a table lookup and an XOR per 8 bytes: one SplitMix64
-// per word, as before, made streaming echo_bench's own bottleneck (over half of
-// its CPU time at 16 KiB messages).
+// checking the stream costs a table lookup and an XOR per 8 bytes. (The first
+// version made every word with a SplitMix64: streaming 16 KiB messages, that was
+// over half of echo_bench's CPU time, and echo_bench became the bottleneck.)
 #pragma once
 
 #include <algorithm>
